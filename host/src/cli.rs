@@ -1,0 +1,113 @@
+//! The `tern` command line: `serve` and `check`.
+
+use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Diagnostics, Project},
+    server::{self, App},
+};
+
+/// Run WebAssembly functions and real-time pub/sub channels from a project directory.
+#[derive(Debug, Parser)]
+#[command(name = "tern", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A `tern` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a project: its HTTP routes and messaging channels.
+    Serve {
+        /// The project directory (holding functions/, messaging/, tern.yaml).
+        dir: PathBuf,
+        /// Address to listen on (port 0 picks a free port); overrides tern.yaml's `listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The origin clients reach this host at, for WebSocket URLs; overrides tern.yaml.
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Check a project without serving it: exit 0, or 1 listing every problem.
+    Check {
+        /// The project directory.
+        dir: PathBuf,
+    },
+}
+
+/// Runs the command; `shutdown` is cancelled on SIGINT/SIGTERM.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
+    match cli.command {
+        Command::Check { dir } => check(&dir),
+        Command::Serve {
+            dir,
+            listen,
+            public_url,
+        } => match serve(dir, listen, public_url, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                match e.downcast_ref::<Diagnostics>() {
+                    Some(problems) => eprintln!("{problems}"),
+                    None => eprintln!("error: {e:#}"),
+                }
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn load(dir: &std::path::Path) -> Result<(Project, App), Diagnostics> {
+    let project = Project::load(dir)?;
+    let app = App::build(&project)?;
+    Ok((project, app))
+}
+
+fn check(dir: &std::path::Path) -> ExitCode {
+    match load(dir) {
+        Ok((project, app)) => {
+            println!(
+                "ok: {} function(s), {} route(s), {} messaging config(s)",
+                project.functions.len(),
+                app.router.len(),
+                project.messaging.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("{problems}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    dir: PathBuf,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (project, mut app) = load(&dir)?;
+    if public_url.is_some() {
+        app.settings.public_url = public_url;
+    }
+    let addr = listen.unwrap_or(project.settings.listen);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(project = %dir.display(), routes = app.router.len(), "serving");
+    // Exactly one line on stdout, so scripts and tests can find the port.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{local}")?;
+    stdout.flush()?;
+    server::run(listener, Arc::new(app), shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! A messaging channel's YAML file (Taubyte's schema): which channel names it covers and
+//! whether the WebSocket bridge serves them.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::{diagnostic::Diagnostic, yaml};
+use crate::channel_name::ChannelName;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagingFile {
+    #[serde(default)]
+    #[allow(dead_code, reason = "accepted for Taubyte compatibility")]
+    id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "accepted for Taubyte compatibility")]
+    tags: Vec<String>,
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "accepted for Taubyte compatibility: tern has one node"
+    )]
+    local: Option<bool>,
+    channel: ChannelFile,
+    #[serde(default)]
+    bridges: BridgesFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelFile {
+    #[serde(rename = "match")]
+    pattern: String,
+    #[serde(default)]
+    regex: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BridgesFile {
+    #[serde(default)]
+    websocket: WebSocketBridgeFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebSocketBridgeFile {
+    #[serde(default)]
+    enable: bool,
+}
+
+/// Which channel names a messaging config covers.
+#[derive(Debug, Clone)]
+pub enum ChannelMatcher {
+    /// Names whose leading whole segments equal these (`chat/rooms` covers `chat/rooms` and
+    /// `chat/rooms/x`, not `chat/roomsx`).
+    Prefix(Vec<String>),
+    /// Names the regex matches in full (anchored at both ends, unlike Taubyte).
+    Regex(Regex),
+}
+
+impl ChannelMatcher {
+    /// How specifically this matcher covers `name`, or None when it does not. Higher wins:
+    /// a prefix scores its segment count plus one thousand; a regex scores zero, so any
+    /// prefix match beats any regex match.
+    pub fn specificity(&self, name: &ChannelName) -> Option<usize> {
+        match self {
+            ChannelMatcher::Prefix(prefix) => {
+                let mut segments = name.segments();
+                let all = prefix.iter().all(|p| segments.next() == Some(p.as_str()));
+                all.then_some(1000 + prefix.len())
+            }
+            ChannelMatcher::Regex(re) => re.is_match(name.as_str()).then_some(0),
+        }
+    }
+}
+
+/// A validated messaging config.
+#[derive(Debug, Clone)]
+pub struct MessagingSpec {
+    /// Its name: the file stem (what a pubsub trigger's `channel` refers to).
+    pub name: String,
+    /// The YAML file it was read from.
+    pub file: PathBuf,
+    /// Its description, if any.
+    pub description: Option<String>,
+    /// Which channel names it covers.
+    pub matcher: ChannelMatcher,
+    /// Whether `/ws/channel/<name>` serves its channels.
+    pub websocket: bool,
+}
+
+/// Reads one messaging file; `text` is its contents.
+pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> {
+    let raw: MessagingFile = yaml::parse(file, text).map_err(|d| vec![d])?;
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let problem = |message: String| {
+        let at = yaml::locate(text, &["channel", "match"]);
+        vec![Diagnostic::field(file, at, "channel.match", message)]
+    };
+    let pattern = raw.channel.pattern.trim();
+    let matcher = if raw.channel.regex {
+        match Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(re) => ChannelMatcher::Regex(re),
+            Err(e) => return Err(problem(format!("invalid regex `{pattern}`: {e}"))),
+        }
+    } else {
+        match ChannelName::parse(pattern) {
+            Ok(prefix) => ChannelMatcher::Prefix(prefix.segments().map(String::from).collect()),
+            Err(e) => return Err(problem(format!("{e} (a prefix is a channel name)"))),
+        }
+    };
+    Ok(MessagingSpec {
+        name,
+        file: file.to_path_buf(),
+        description: raw.description,
+        matcher,
+        websocket: raw.bridges.websocket.enable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> MessagingSpec {
+        parse(Path::new("m/chat.yaml"), text).unwrap()
+    }
+
+    fn name(s: &str) -> ChannelName {
+        ChannelName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn prefix_matches_whole_segments_only() {
+        let m = spec("channel: { match: chat/rooms }\nbridges: { websocket: { enable: true } }\n");
+        assert!(m.websocket);
+        assert_eq!(m.matcher.specificity(&name("chat/rooms")), Some(1002));
+        assert_eq!(m.matcher.specificity(&name("chat/rooms/abc")), Some(1002));
+        assert_eq!(m.matcher.specificity(&name("chat/roomsx")), None);
+        assert_eq!(m.matcher.specificity(&name("chat")), None);
+    }
+
+    #[test]
+    fn regex_is_anchored() {
+        let m = spec("channel:\n  match: 'news/[a-z]+'\n  regex: true\n");
+        assert!(!m.websocket);
+        assert_eq!(m.matcher.specificity(&name("news/sport")), Some(0));
+        assert_eq!(m.matcher.specificity(&name("xnews/sport")), None);
+        assert_eq!(m.matcher.specificity(&name("news/sport/1")), None);
+    }
+
+    #[test]
+    fn bad_regex_names_the_field_and_line() {
+        let errs = parse(
+            Path::new("m/x.yaml"),
+            "channel:\n  match: '(oops'\n  regex: true\n",
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].field.as_deref(), Some("channel.match"));
+        assert_eq!(errs[0].location.map(|l| l.line), Some(2));
+        assert!(
+            errs[0].message.starts_with("invalid regex `(oops`"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn bad_prefix_is_rejected() {
+        let errs = parse(Path::new("m/x.yaml"), "channel: { match: 'a//b' }\n").unwrap_err();
+        assert!(errs[0].message.contains("empty segment"), "{}", errs[0]);
+    }
+}

@@ -1,0 +1,166 @@
+//! The project directory: `tern.yaml`, `functions/*.yaml`, `messaging/*.yaml`.
+//!
+//! Parsing is strict (unknown keys are errors) and every problem is collected, so that
+//! `tern check` lists them all at once, each with its file, line, column and field.
+
+pub mod diagnostic;
+pub mod function;
+pub mod messaging;
+pub mod settings;
+pub mod units;
+pub mod yaml;
+
+use std::{
+    collections::HashMap,
+    fs,
+    path::{Path, PathBuf},
+};
+
+pub use diagnostic::{Diagnostic, Diagnostics, Location};
+pub use function::{FunctionSpec, Trigger};
+pub use messaging::{ChannelMatcher, MessagingSpec};
+pub use settings::Settings;
+
+/// A project read from its directory and checked for consistency.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The directory it was read from.
+    pub dir: PathBuf,
+    /// Host settings (`tern.yaml`, or the defaults).
+    pub settings: Settings,
+    /// Functions, sorted by file name.
+    pub functions: Vec<FunctionSpec>,
+    /// Messaging configs, sorted by file name.
+    pub messaging: Vec<MessagingSpec>,
+}
+
+impl Project {
+    /// Reads and checks the project in `dir`, or lists every problem found.
+    ///
+    /// Components are only checked to exist here; whether they are valid components of the
+    /// right world is the runtime's to say, since it takes compiling them.
+    pub fn load(dir: &Path) -> Result<Project, Diagnostics> {
+        let mut problems = Diagnostics::default();
+        if !dir.is_dir() {
+            problems.push(Diagnostic::file(
+                dir,
+                "not a directory: expected a project directory",
+            ));
+            return Err(problems);
+        }
+        let settings = read_settings(&dir.join("tern.yaml"), &mut problems);
+        let functions = read_all(&dir.join("functions"), function::parse, &mut problems);
+        let messaging = read_all(&dir.join("messaging"), messaging::parse, &mut problems);
+        let project = Project {
+            dir: dir.to_path_buf(),
+            settings,
+            functions,
+            messaging,
+        };
+        project.cross_check(&mut problems);
+        problems.into_result(project)
+    }
+
+    /// Checks what no single file can: routes defined twice, triggers naming missing
+    /// messaging configs, components that do not exist.
+    fn cross_check(&self, problems: &mut Diagnostics) {
+        if self.functions.is_empty() && self.messaging.is_empty() {
+            let msg = "no functions/*.yaml nor messaging/*.yaml: nothing to serve";
+            problems.push(Diagnostic::file(&self.dir, msg));
+        }
+        let mut routes: HashMap<(http::Method, &str), &FunctionSpec> = HashMap::new();
+        for f in &self.functions {
+            match &f.trigger {
+                Trigger::Http { method, paths } => {
+                    for path in paths {
+                        if let Some(first) = routes.insert((method.clone(), path), f) {
+                            let msg = format!(
+                                "route {method} {path} is also defined by function `{}` ({})",
+                                first.name,
+                                first.file.display()
+                            );
+                            problems.push(Diagnostic::field(
+                                &f.file,
+                                f.trigger_location,
+                                "trigger.paths",
+                                msg,
+                            ));
+                        }
+                    }
+                }
+                Trigger::Pubsub { channel } => {
+                    if !self.messaging.iter().any(|m| &m.name == channel) {
+                        let known: Vec<_> =
+                            self.messaging.iter().map(|m| m.name.as_str()).collect();
+                        let msg = format!(
+                            "no messaging config named `{channel}` (messaging/*.yaml defines: {})",
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        );
+                        problems.push(Diagnostic::field(
+                            &f.file,
+                            f.trigger_location,
+                            "trigger.channel",
+                            msg,
+                        ));
+                    }
+                }
+            }
+            if !f.source.is_file() {
+                let msg = format!(
+                    "component `{}` does not exist (build the function first)",
+                    f.source.display()
+                );
+                problems.push(Diagnostic::field(&f.file, f.source_location, "source", msg));
+            }
+        }
+    }
+}
+
+fn read_settings(file: &Path, problems: &mut Diagnostics) -> Settings {
+    if !file.exists() {
+        return Settings::default();
+    }
+    let parsed = fs::read_to_string(file)
+        .map_err(|e| Diagnostic::file(file, format!("cannot read: {e}")))
+        .and_then(|text| settings::parse(file, &text));
+    parsed.unwrap_or_else(|d| {
+        problems.push(d);
+        Settings::default()
+    })
+}
+
+/// Parses every `*.yaml` / `*.yml` file of `dir` in file-name order; a missing `dir` is empty.
+fn read_all<T>(
+    dir: &Path,
+    parse: fn(&Path, &str) -> Result<T, Vec<Diagnostic>>,
+    problems: &mut Diagnostics,
+) -> Vec<T> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            problems.push(Diagnostic::file(dir, format!("cannot read directory: {e}")));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let parsed = fs::read_to_string(&file)
+            .map_err(|e| vec![Diagnostic::file(&file, format!("cannot read: {e}"))])
+            .and_then(|text| parse(&file, &text));
+        match parsed {
+            Ok(v) => out.push(v),
+            Err(ds) => ds.into_iter().for_each(|d| problems.push(d)),
+        }
+    }
+    out
+}

@@ -1,0 +1,122 @@
+//! Host settings from the project's optional `tern.yaml`: listen address, public URL, limits.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+use super::{
+    diagnostic::Diagnostic,
+    units::{ByteSize, HumanDuration},
+    yaml,
+};
+
+/// Host settings; every field has a documented default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on. Default `127.0.0.1:8080`; `--listen` overrides it.
+    pub listen: SocketAddr,
+    /// The origin clients reach this host at (`https://tern.example.com`), used to build
+    /// WebSocket URLs. Default: taken from each request's `Host` header.
+    pub public_url: Option<String>,
+    /// HTTP limits.
+    pub http: HttpSettings,
+}
+
+/// Limits on HTTP clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Largest request body accepted; larger gets 413. Default 10 MiB.
+    pub max_body: ByteSize,
+    /// Most connections open at once; more wait in the kernel's accept queue. Default 10000.
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers. Default 10s.
+    pub header_read_timeout: HumanDuration,
+    /// How long in-flight requests may take to finish after SIGTERM. Default 30s.
+    pub shutdown_grace: HumanDuration,
+    /// Most invocations running at once across all functions; more wait their turn. Default 1000.
+    pub max_concurrent_invocations: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_body: ByteSize(10 * 1024 * 1024),
+            max_connections: 10_000,
+            header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            max_concurrent_invocations: 1000,
+        }
+    }
+}
+
+/// Reads `tern.yaml`; `text` is its contents.
+pub fn parse(file: &Path, text: &str) -> Result<Settings, Diagnostic> {
+    if text.trim().is_empty() {
+        return Ok(Settings::default());
+    }
+    let settings: Settings = yaml::parse(file, text)?;
+    let http = &settings.http;
+    for (key, value) in [
+        ("max_connections", http.max_connections),
+        (
+            "max_concurrent_invocations",
+            http.max_concurrent_invocations,
+        ),
+    ] {
+        if value == 0 {
+            let at = yaml::locate(text, &["http", key]);
+            return Err(Diagnostic::field(
+                file,
+                at,
+                format!("http.{key}"),
+                "must be at least 1",
+            ));
+        }
+    }
+    if let Some(url) = &settings.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            let at = yaml::locate(text, &["public_url"]);
+            let msg = format!("`{url}` must start with http:// or https://");
+            return Err(Diagnostic::field(file, at, "public_url", msg));
+        }
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_defaults() {
+        let s = parse(Path::new("tern.yaml"), "").unwrap();
+        assert_eq!(s.http.max_body, ByteSize(10 * 1024 * 1024));
+        assert_eq!(s.listen.port(), 8080);
+    }
+
+    #[test]
+    fn limits_are_read() {
+        let s = parse(Path::new("tern.yaml"), "http:\n  max_body: 1KiB\n").unwrap();
+        assert_eq!(s.http.max_body, ByteSize(1024));
+        assert_eq!(s.http.max_connections, 10_000);
+    }
+
+    #[test]
+    fn zero_connections_is_rejected_with_its_field() {
+        let e = parse(Path::new("tern.yaml"), "http:\n  max_connections: 0\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("http.max_connections"));
+        assert_eq!(e.location.map(|l| l.line), Some(2));
+    }
+}

@@ -1,0 +1,50 @@
+//! The wasmtime `Engine` every function shares, and the epoch ticker that bounds run time.
+
+use std::{thread, time::Duration};
+
+use anyhow::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A running guest yields to the scheduler (and notices its
+/// deadline) at this granularity; cheap enough at 1 ms that short calls never pay for it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Builds the engine: cranelift, pooling allocator sized for `max_instances` live
+/// instances, epoch interruption for deadlines.
+pub fn build(max_instances: u32, max_memory: u64) -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(max_instances)
+        // A Rust wasip2 component is a handful of core instances (the program and small
+        // shim modules), one memory and a few tables.
+        .total_core_instances(max_instances.saturating_mul(8))
+        .total_memories(max_instances)
+        .total_tables(max_instances.saturating_mul(4))
+        .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot create the wasm engine")
+}
+
+/// Starts the thread that advances the engine's epoch every [`EPOCH_TICK`]. It holds the
+/// engine weakly and stops once the engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("tern-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("cannot start the epoch ticker thread")?;
+    Ok(())
+}

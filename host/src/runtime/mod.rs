@@ -1,0 +1,143 @@
+//! Running functions: one engine, each component compiled once, a fresh instance per call.
+//!
+//! Every invocation gets its own `Store` with a memory cap (`execution.memory`) and a
+//! deadline (`execution.timeout`), so nothing leaks between calls and a trapped, looping or
+//! greedy guest costs only its own request.
+
+pub mod bindings;
+pub mod component;
+pub mod engine;
+pub mod pubsub_host;
+pub mod state;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Semaphore;
+use wasmtime::{Engine, Store, component::Linker};
+
+use bindings::{
+    http::{HttpFunction as HttpBindings, HttpFunctionPre},
+    types,
+};
+pub use component::LoadError;
+use pubsub_host::PubsubContext;
+use state::InvocationState;
+
+use crate::config::{FunctionSpec, units::ByteSize};
+
+/// Why an invocation produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    /// It ran past `execution.timeout`.
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// It asked for more memory than `execution.memory`.
+    #[error("exceeded its memory limit of {0}")]
+    MemoryExceeded(ByteSize),
+    /// It trapped (a panic, an `unreachable`, a stack overflow...).
+    #[error("trapped: {0}")]
+    Trap(String),
+}
+
+/// Compiles components and runs invocations.
+pub struct FunctionRuntime {
+    engine: Engine,
+    linker: Linker<InvocationState>,
+    /// Bounds live instances to the pooling allocator's capacity: callers past it wait here
+    /// instead of failing to allocate.
+    slots: Arc<Semaphore>,
+}
+
+/// An HTTP-triggered function, compiled and linked, ready to instantiate.
+pub struct HttpFunction {
+    /// Its name (the YAML file stem), for logs and errors.
+    pub name: String,
+    timeout: Duration,
+    memory: u64,
+    pre: HttpFunctionPre<InvocationState>,
+}
+
+impl FunctionRuntime {
+    /// A runtime allowing `max_instances` concurrent invocations, each with up to
+    /// `max_memory` bytes of linear memory.
+    pub fn new(max_instances: usize, max_memory: u64) -> anyhow::Result<Self> {
+        let instances = u32::try_from(max_instances).unwrap_or(u32::MAX);
+        let engine = engine::build(instances, max_memory)?;
+        engine::start_epoch_ticker(&engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        HttpBindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        Ok(Self {
+            engine,
+            linker,
+            slots: Arc::new(Semaphore::new(max_instances)),
+        })
+    }
+
+    /// Compiles `spec`'s component as an HTTP function.
+    pub fn load_http(&self, spec: &FunctionSpec) -> Result<HttpFunction, LoadError> {
+        let component = component::load(&self.engine, &spec.source, component::HTTP_EXPORT)?;
+        let link_error = |e: wasmtime::Error| LoadError::Link {
+            path: spec.source.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
+        let pre = HttpFunctionPre::new(pre).map_err(link_error)?;
+        Ok(HttpFunction {
+            name: spec.name.clone(),
+            timeout: spec.timeout,
+            memory: spec.memory,
+            pre,
+        })
+    }
+
+    /// Runs `function` on `request` in a fresh instance.
+    pub async fn call_http(
+        &self,
+        function: &HttpFunction,
+        request: types::Request,
+        pubsub: PubsubContext,
+    ) -> Result<types::Response, InvocationError> {
+        // The semaphore is never closed, so acquiring only fails if it were.
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| InvocationError::Trap(e.to_string()))?;
+        let mut store = self.new_store(function.memory, pubsub);
+        let call = async {
+            let instance = function.pre.instantiate_async(&mut store).await?;
+            instance.call_handle_http(&mut store, &request).await
+        };
+        let outcome = tokio::time::timeout(function.timeout, call).await;
+        match outcome {
+            Err(_) => Err(InvocationError::Timeout(function.timeout)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(classify(&store, function.memory, e)),
+        }
+    }
+
+    fn new_store(&self, memory: u64, pubsub: PubsubContext) -> Store<InvocationState> {
+        let mut store = Store::new(&self.engine, InvocationState::new(memory, pubsub));
+        store.limiter(|s| &mut s.limits);
+        // Yield to the scheduler at every epoch tick: a busy guest shares its worker thread,
+        // and the timeout around the call can fire and drop it.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+}
+
+/// Turns a failed call into the reason a user should see.
+fn classify(store: &Store<InvocationState>, memory: u64, e: wasmtime::Error) -> InvocationError {
+    if store.data().limits.exceeded() {
+        return InvocationError::MemoryExceeded(ByteSize(memory));
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => InvocationError::Trap(trap.to_string()),
+        None => InvocationError::Trap(format!("{e:#}")),
+    }
+}

@@ -1,0 +1,96 @@
+//! The HTTP server: accepts connections within a limit, serves each with hyper, and on
+//! shutdown stops accepting, lets in-flight requests finish within the grace period, and
+//! returns.
+
+pub mod app;
+pub mod handler;
+pub mod router;
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use hyper::{server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use app::App;
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then drains and returns.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let connections = Arc::new(Semaphore::new(app.settings.http.max_connections));
+    let tracker = TaskTracker::new();
+    loop {
+        // Past the connection limit, wait here: new clients queue in the kernel's backlog.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit?,
+            () = shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                tracker.spawn(serve_connection(
+                    stream,
+                    app.clone(),
+                    shutdown.clone(),
+                    permit,
+                ));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    let grace = app.settings.http.shutdown_grace.0;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            connections = tracker.len(),
+            "shutdown grace period over: closing the remaining connections"
+        );
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let service_app = app.clone();
+    let service = service_fn(move |req| {
+        let app = service_app.clone();
+        async move { Ok::<_, Infallible>(handler::handle(&app, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.settings.http.header_read_timeout.0)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            // Finish the request in flight, if any, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
