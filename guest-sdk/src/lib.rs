@@ -15,6 +15,7 @@
 //! }
 //!
 //! tern_sdk::http_function!(hello);
+//! # fn main() {}
 //! ```
 //!
 //! Each call runs in a fresh instance: nothing a handler keeps in memory (statics included)

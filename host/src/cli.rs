@@ -63,10 +63,16 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     }
 }
 
+/// Reads the project and compiles its functions, listing every problem of both stages.
 fn load(dir: &std::path::Path) -> Result<(Project, App), Diagnostics> {
-    let project = Project::load(dir)?;
-    let app = App::build(&project)?;
-    Ok((project, app))
+    let (project, mut problems) = Project::read(dir);
+    match App::build(&project) {
+        Ok(app) => problems.into_result((project, app)),
+        Err(more) => {
+            problems.0.extend(more.0);
+            Err(problems)
+        }
+    }
 }
 
 fn check(dir: &std::path::Path) -> ExitCode {

@@ -1,1 +1,7 @@
-fn main() {}
+//! End-to-end tests: the real `tern` binary, real compiled functions, real clients.
+
+mod check;
+mod harness;
+mod hostile_functions;
+mod http_functions;
+mod shutdown;

@@ -40,34 +40,45 @@ impl Project {
     /// Components are only checked to exist here; whether they are valid components of the
     /// right world is the runtime's to say, since it takes compiling them.
     pub fn load(dir: &Path) -> Result<Project, Diagnostics> {
+        let (project, problems) = Self::read(dir);
+        problems.into_result(project)
+    }
+
+    /// Reads what can be read of the project in `dir`, and every problem found. The project
+    /// holds only the files that parsed, so later stages can check those too.
+    pub fn read(dir: &Path) -> (Project, Diagnostics) {
         let mut problems = Diagnostics::default();
+        let mut project = Project {
+            dir: dir.to_path_buf(),
+            settings: Settings::default(),
+            functions: Vec::new(),
+            messaging: Vec::new(),
+        };
         if !dir.is_dir() {
             problems.push(Diagnostic::file(
                 dir,
                 "not a directory: expected a project directory",
             ));
-            return Err(problems);
+            return (project, problems);
         }
-        let settings = read_settings(&dir.join("tern.yaml"), &mut problems);
-        let functions = read_all(&dir.join("functions"), function::parse, &mut problems);
-        let messaging = read_all(&dir.join("messaging"), messaging::parse, &mut problems);
-        let project = Project {
-            dir: dir.to_path_buf(),
-            settings,
-            functions,
-            messaging,
-        };
+        project.settings = read_settings(&dir.join("tern.yaml"), &mut problems);
+        let (functions, function_files) =
+            read_all(&dir.join("functions"), function::parse, &mut problems);
+        let (messaging, messaging_files) =
+            read_all(&dir.join("messaging"), messaging::parse, &mut problems);
+        project.functions = functions;
+        project.messaging = messaging;
+        if function_files + messaging_files == 0 {
+            let msg = "no functions/*.yaml nor messaging/*.yaml: nothing to serve";
+            problems.push(Diagnostic::file(dir, msg));
+        }
         project.cross_check(&mut problems);
-        problems.into_result(project)
+        (project, problems)
     }
 
     /// Checks what no single file can: routes defined twice, triggers naming missing
     /// messaging configs, components that do not exist.
     fn cross_check(&self, problems: &mut Diagnostics) {
-        if self.functions.is_empty() && self.messaging.is_empty() {
-            let msg = "no functions/*.yaml nor messaging/*.yaml: nothing to serve";
-            problems.push(Diagnostic::file(&self.dir, msg));
-        }
         let mut routes: HashMap<(http::Method, &str), &FunctionSpec> = HashMap::new();
         for f in &self.functions {
             match &f.trigger {
@@ -133,18 +144,19 @@ fn read_settings(file: &Path, problems: &mut Diagnostics) -> Settings {
     })
 }
 
-/// Parses every `*.yaml` / `*.yml` file of `dir` in file-name order; a missing `dir` is empty.
+/// Parses every `*.yaml` / `*.yml` file of `dir` in file-name order: what parsed, and how
+/// many files there were. A missing `dir` is empty.
 fn read_all<T>(
     dir: &Path,
     parse: fn(&Path, &str) -> Result<T, Vec<Diagnostic>>,
     problems: &mut Diagnostics,
-) -> Vec<T> {
+) -> (Vec<T>, usize) {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Vec::new(), 0),
         Err(e) => {
             problems.push(Diagnostic::file(dir, format!("cannot read directory: {e}")));
-            return Vec::new();
+            return (Vec::new(), 0);
         }
     };
     let mut files: Vec<PathBuf> = entries
@@ -153,6 +165,7 @@ fn read_all<T>(
         .collect();
     files.sort();
     let mut out = Vec::new();
+    let count = files.len();
     for file in files {
         let parsed = fs::read_to_string(&file)
             .map_err(|e| vec![Diagnostic::file(&file, format!("cannot read: {e}"))])
@@ -162,5 +175,5 @@ fn read_all<T>(
             Err(ds) => ds.into_iter().for_each(|d| problems.push(d)),
         }
     }
-    out
+    (out, count)
 }

@@ -85,12 +85,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, Diagnostic> {
             ));
         }
     }
-    if let Some(url) = &settings.public_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            let at = yaml::locate(text, &["public_url"]);
-            let msg = format!("`{url}` must start with http:// or https://");
-            return Err(Diagnostic::field(file, at, "public_url", msg));
-        }
+    if let Some(url) = &settings.public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        let at = yaml::locate(text, &["public_url"]);
+        let msg = format!("`{url}` must start with http:// or https://");
+        return Err(Diagnostic::field(file, at, "public_url", msg));
     }
     Ok(settings)
 }

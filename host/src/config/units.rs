@@ -45,8 +45,8 @@ impl FromStr for ByteSize {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let parsed: bytesize::ByteSize = s.trim().parse().map_err(|e| {
-            format!("invalid size `{s}`: {e} (write a number and a unit: 512KB, 64MB, 1GiB)")
+        let parsed: bytesize::ByteSize = s.trim().parse().map_err(|_| {
+            format!("invalid size `{s}`: write a number and a unit (512KB, 64MB, 1GiB)")
         })?;
         if parsed.as_u64() == 0 {
             return Err(format!("invalid size `{s}`: must be greater than zero"));
@@ -82,9 +82,24 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// Displays exactly, in the largest unit that divides the size: `16 MiB`, `64 MB`, `1000 bytes`.
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", bytesize::ByteSize(self.0).display().iec())
+        const UNITS: [(u64, &str); 6] = [
+            (1 << 30, "GiB"),
+            (1_000_000_000, "GB"),
+            (1 << 20, "MiB"),
+            (1_000_000, "MB"),
+            (1 << 10, "KiB"),
+            (1_000, "KB"),
+        ];
+        match UNITS
+            .iter()
+            .find(|(unit, _)| self.0 >= *unit && self.0.is_multiple_of(*unit))
+        {
+            Some((unit, name)) => write!(f, "{} {name}", self.0 / unit),
+            None => write!(f, "{} bytes", self.0),
+        }
     }
 }
 

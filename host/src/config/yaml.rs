@@ -17,7 +17,17 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnost
             column: l.column(),
         });
         let message = clean_message(&inner.to_string(), &path, location);
-        let field = (path != "." && !path.is_empty()).then_some(path);
+        let mut field = (path != "." && !path.is_empty()).then_some(path);
+        // serde reports a missing field at its parent: name the field itself.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next());
+        if let Some(missing) = missing {
+            field = Some(match field {
+                Some(parent) => format!("{parent}.{missing}"),
+                None => missing.to_string(),
+            });
+        }
         Diagnostic {
             file: file.to_path_buf(),
             location,
@@ -30,7 +40,11 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnost
 /// serde_yaml_ng's message repeats the path and the position we already report apart.
 fn clean_message(message: &str, path: &str, location: Option<Location>) -> String {
     let mut m = message;
-    if let Some(rest) = m.strip_prefix(path).and_then(|r| r.strip_prefix(": ")) {
+    // It prefixes the path of the innermost map it knows, which may be a parent of ours.
+    if let Some((prefix, rest)) = m.split_once(": ")
+        && path.split('.').next() == prefix.split('.').next()
+        && path.starts_with(prefix)
+    {
         m = rest;
     }
     if let Some(loc) = location {

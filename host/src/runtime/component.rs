@@ -44,7 +44,7 @@ pub enum LoadError {
         reason: String,
     },
     /// The component lacks the export its trigger calls.
-    #[error("`{}` does not export `{export}`, so it is not a `{world}` component (it exports: {found}); export a handler with tern_sdk::{macro_name}!", path.display())]
+    #[error("`{}` does not export `{export}`, so it is not a component of the `{world}` world (it exports: {found}); export a handler with tern_sdk::{macro_name}!", path.display())]
     MissingExport {
         /// The file.
         path: PathBuf,

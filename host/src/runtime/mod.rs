@@ -7,6 +7,7 @@
 pub mod bindings;
 pub mod component;
 pub mod engine;
+pub mod guest_output;
 pub mod pubsub_host;
 pub mod state;
 
@@ -35,7 +36,7 @@ pub enum InvocationError {
     #[error("exceeded its memory limit of {0}")]
     MemoryExceeded(ByteSize),
     /// It trapped (a panic, an `unreachable`, a stack overflow...).
-    #[error("trapped: {0}")]
+    #[error("failed: {0}")]
     Trap(String),
 }
 
@@ -113,6 +114,9 @@ impl FunctionRuntime {
             instance.call_handle_http(&mut store, &request).await
         };
         let outcome = tokio::time::timeout(function.timeout, call).await;
+        if let Some(output) = store.data().output.text() {
+            tracing::info!(function = %function.name, ?output, "function output");
+        }
         match outcome {
             Err(_) => Err(InvocationError::Timeout(function.timeout)),
             Ok(Ok(response)) => Ok(response),

@@ -4,7 +4,7 @@
 use wasmtime::{ResourceLimiter, component::ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::pubsub_host::PubsubContext;
+use super::{guest_output::GuestOutput, pubsub_host::PubsubContext};
 
 /// The data of one invocation's store.
 pub struct InvocationState {
@@ -15,6 +15,8 @@ pub struct InvocationState {
     pub limits: MemoryCap,
     /// Pub/sub access for this invocation.
     pub pubsub: PubsubContext,
+    /// What the guest printed.
+    pub output: GuestOutput,
 }
 
 impl InvocationState {
@@ -22,12 +24,17 @@ impl InvocationState {
     pub fn new(memory: u64, pubsub: PubsubContext) -> Self {
         // No preopened dirs, no env, no args, no network: the function sees nothing of the
         // host but its clocks and random numbers.
-        let wasi = WasiCtx::builder().build();
+        let output = GuestOutput::default();
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .build();
         Self {
             wasi,
             table: ResourceTable::new(),
             limits: MemoryCap::new(memory),
             pubsub,
+            output,
         }
     }
 }

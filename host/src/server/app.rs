@@ -41,6 +41,9 @@ impl App {
             let Trigger::Http { method, paths } = &spec.trigger else {
                 continue;
             };
+            if !spec.source.is_file() {
+                continue; // already reported by the project's own checks
+            }
             match runtime.load_http(spec) {
                 Ok(function) => {
                     let function = Arc::new(function);

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what tern needs on a fresh machine and builds everything in release:
+# the wasm32-wasip2 target, the host (`target/release/tern`), the example functions and the
+# test fixtures (`target/wasm32-wasip2/release/*.wasm`). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null; then
+  echo "error: cargo is not installed: install Rust with rustup first (https://rustup.rs)" >&2
+  exit 1
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  log "adding the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
+
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  log "installing ${need_apt[*]} from apt"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+log "building the example functions (wasm32-wasip2)"
+(cd functions && cargo build --release)
+log "building the test fixtures (wasm32-wasip2)"
+(cd tests/fixtures && cargo build --release)
+log "building tern"
+cargo build --release -p tern
