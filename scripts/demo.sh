@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Sets everything up, then serves the example project on 127.0.0.1:8080 until Ctrl-C.
-#   scripts/demo.sh [PROJECT_DIR] [tern serve options...]
+# Sets everything up, then serves the two example projects until Ctrl-C:
+#   examples/chat  on http://127.0.0.1:8080  (the pub/sub chat of the tutorial)
+#   examples/hello on http://127.0.0.1:8081  (hello and echo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-project="${1:-examples/hello}"
-shift || true
-cat >&2 <<EOT
 
-==> serving $project; try, in another terminal:
-    curl 'http://127.0.0.1:8080/hello?name=tern'
-    curl -X POST -H 'content-type: text/plain' --data 'echo me' http://127.0.0.1:8080/echo
+target/release/tern serve examples/hello --listen 127.0.0.1:8081 &
+hello=$!
+trap 'kill -TERM "$hello" 2>/dev/null || true; wait "$hello" 2>/dev/null || true' EXIT
+
+cat >&2 <<'EOT'
+
+==> serving examples/chat on :8080 and examples/hello on :8081. In other terminals:
+    URL=$(curl -s 'http://127.0.0.1:8080/api/ws?room=tau'); echo "$URL"
+    tools/node_modules/.bin/wscat -c "$URL"      # in two terminals: type in one, see it in the other
+    curl -X POST --data 'hello, room' 'http://127.0.0.1:8080/api/notify?room=tau'
+    curl 'http://127.0.0.1:8081/hello?name=tern'
 EOT
-exec target/release/tern serve "$project" "$@"
+target/release/tern serve examples/chat --listen 127.0.0.1:8080

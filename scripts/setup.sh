@@ -19,12 +19,16 @@ fi
 
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing ${need_apt[*]} from apt"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
+
+log "installing the npm command-line clients (wscat) into tools/"
+(cd tools && npm install --no-audit --no-fund --loglevel=error)
 
 log "building the example functions (wasm32-wasip2)"
 (cd functions && cargo build --release)

@@ -25,13 +25,7 @@ impl Request {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Self {
-        Self {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        }
+        Self { method, path, query, headers, body }
     }
 
     /// The method, upper case (`GET`, `POST`...).
@@ -61,10 +55,7 @@ impl Request {
 
     /// The first value of header `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Every header as (lower-case name, value), in the order received.
@@ -106,11 +97,7 @@ pub struct Response {
 impl Response {
     /// An empty response with this status code.
     pub fn new(status: u16) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Self { status, headers: Vec::new(), body: Vec::new() }
     }
 
     /// A 200 response with a `text/plain; charset=utf-8` body.
@@ -125,18 +112,14 @@ impl Response {
     /// A value that cannot be serialized (a map with non-string keys, say) gives a 500.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Self::new(200)
-                .header("content-type", "application/json")
-                .body(body),
+            Ok(body) => Self::new(200).header("content-type", "application/json").body(body),
             Err(e) => Error::internal(format!("cannot serialize response: {e}")).into_response(),
         }
     }
 
     /// A 200 response with these bytes as the body and this content type.
     pub fn bytes(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        Self::new(200)
-            .header("content-type", content_type)
-            .body(body)
+        Self::new(200).header("content-type", content_type).body(body)
     }
 
     /// Sets the status code.
@@ -164,10 +147,7 @@ impl Response {
 
     /// The first value of header `name`, compared case-insensitively.
     pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body.
@@ -193,10 +173,7 @@ pub struct Error {
 impl Error {
     /// An error answered with this status code and message.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
+        Self { status, message: message.into() }
     }
 
     /// A 400 Bad Request.
@@ -290,10 +267,7 @@ mod tests {
             "GET".into(),
             "/x".into(),
             query.into(),
-            headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body.to_vec(),
         )
     }
@@ -318,11 +292,7 @@ mod tests {
         let req = request("", &[], b"{nope");
         let err = req.json::<serde_json::Value>().unwrap_err();
         assert_eq!(err.status(), 400);
-        assert!(
-            err.message().starts_with("invalid JSON body"),
-            "{}",
-            err.message()
-        );
+        assert!(err.message().starts_with("invalid JSON body"), "{}", err.message());
     }
 
     #[test]

@@ -39,10 +39,7 @@ impl fmt::Display for Error {
                 write!(f, "no messaging config matches channel `{name}`")
             }
             Error::WebSocketDisabled(name) => {
-                write!(
-                    f,
-                    "the WebSocket bridge is not enabled for channel `{name}`"
-                )
+                write!(f, "the WebSocket bridge is not enabled for channel `{name}`")
             }
             Error::PayloadTooLarge(limit) => write!(f, "payload larger than {limit} bytes"),
             Error::RateLimited => write!(f, "too many messages published in this invocation"),
@@ -75,9 +72,7 @@ impl Channel {
     /// Opens the channel `name` (e.g. `chat/rooms/lobby`); a messaging config of the project
     /// must match it.
     pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(Self {
-            inner: wit::Channel::open(name)?,
-        })
+        Ok(Self { inner: wit::Channel::open(name)? })
     }
 
     /// The channel's name.
@@ -126,13 +121,7 @@ impl Message {
         id: u64,
         published_at_ms: u64,
     ) -> Self {
-        Self {
-            channel,
-            data,
-            binary,
-            id,
-            published_at_ms,
-        }
+        Self { channel, data, binary, id, published_at_ms }
     }
 
     /// The channel it was published on.
@@ -147,11 +136,7 @@ impl Message {
 
     /// The payload as text, when it was published as text.
     pub fn text(&self) -> Option<&str> {
-        if self.binary {
-            None
-        } else {
-            std::str::from_utf8(&self.data).ok()
-        }
+        if self.binary { None } else { std::str::from_utf8(&self.data).ok() }
     }
 
     /// Whether it was published as binary rather than text.

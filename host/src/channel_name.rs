@@ -47,10 +47,7 @@ impl ChannelName {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
         {
-            return Err(ChannelNameError::BadChar {
-                name: name.to_string(),
-                ch,
-            });
+            return Err(ChannelNameError::BadChar { name: name.to_string(), ch });
         }
         if name.split('/').any(str::is_empty) {
             return Err(ChannelNameError::EmptySegment(name.to_string()));
@@ -82,10 +79,7 @@ mod tests {
     #[test]
     fn accepts_segmented_names() {
         let n = ChannelName::parse("chat/rooms/ab-c_1.2").unwrap();
-        assert_eq!(
-            n.segments().collect::<Vec<_>>(),
-            ["chat", "rooms", "ab-c_1.2"]
-        );
+        assert_eq!(n.segments().collect::<Vec<_>>(), ["chat", "rooms", "ab-c_1.2"]);
     }
 
     #[test]
@@ -95,18 +89,12 @@ mod tests {
             ChannelName::parse("a//b").unwrap_err().to_string(),
             "invalid channel name `a//b`: empty segment"
         );
-        assert!(matches!(
-            ChannelName::parse("/a"),
-            Err(ChannelNameError::EmptySegment(_))
-        ));
+        assert!(matches!(ChannelName::parse("/a"), Err(ChannelNameError::EmptySegment(_))));
         assert!(matches!(
             ChannelName::parse("a b"),
             Err(ChannelNameError::BadChar { ch: ' ', .. })
         ));
-        assert!(matches!(
-            ChannelName::parse(&"a".repeat(256)),
-            Err(ChannelNameError::TooLong(_))
-        ));
+        assert!(matches!(ChannelName::parse(&"a".repeat(256)), Err(ChannelNameError::TooLong(_))));
         assert!(ChannelName::parse(&"a".repeat(255)).is_ok());
     }
 }

@@ -45,28 +45,26 @@ pub enum Command {
 /// Runs the command; `shutdown` is cancelled on SIGINT/SIGTERM.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     match cli.command {
-        Command::Check { dir } => check(&dir),
-        Command::Serve {
-            dir,
-            listen,
-            public_url,
-        } => match serve(dir, listen, public_url, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                match e.downcast_ref::<Diagnostics>() {
-                    Some(problems) => eprintln!("{problems}"),
-                    None => eprintln!("error: {e:#}"),
+        Command::Check { dir } => check(&dir, shutdown),
+        Command::Serve { dir, listen, public_url } => {
+            match serve(dir, listen, public_url, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    match e.downcast_ref::<Diagnostics>() {
+                        Some(problems) => eprintln!("{problems}"),
+                        None => eprintln!("error: {e:#}"),
+                    }
+                    ExitCode::FAILURE
                 }
-                ExitCode::FAILURE
             }
-        },
+        }
     }
 }
 
 /// Reads the project and compiles its functions, listing every problem of both stages.
-fn load(dir: &std::path::Path) -> Result<(Project, App), Diagnostics> {
+fn load(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(Project, App), Diagnostics> {
     let (project, mut problems) = Project::read(dir);
-    match App::build(&project) {
+    match App::build(&project, shutdown) {
         Ok(app) => problems.into_result((project, app)),
         Err(more) => {
             problems.0.extend(more.0);
@@ -75,8 +73,8 @@ fn load(dir: &std::path::Path) -> Result<(Project, App), Diagnostics> {
     }
 }
 
-fn check(dir: &std::path::Path) -> ExitCode {
-    match load(dir) {
+fn check(dir: &std::path::Path, shutdown: CancellationToken) -> ExitCode {
+    match load(dir, shutdown) {
         Ok((project, app)) => {
             println!(
                 "ok: {} function(s), {} route(s), {} messaging config(s)",
@@ -99,14 +97,13 @@ async fn serve(
     public_url: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (project, mut app) = load(&dir)?;
+    let (project, mut app) = load(&dir, shutdown.clone())?;
     if public_url.is_some() {
         app.settings.public_url = public_url;
     }
     let addr = listen.unwrap_or(project.settings.listen);
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(project = %dir.display(), routes = app.router.len(), "serving");
     // Exactly one line on stdout, so scripts and tests can find the port.

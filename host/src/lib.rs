@@ -1,14 +1,20 @@
 //! tern: a host for WebAssembly functions and real-time pub/sub over WebSockets.
 //!
-//! Module map, dependencies pointing one way (`cli -> server -> runtime -> config`):
+//! Module map, dependencies pointing one way
+//! (`cli -> server -> {runtime, gateway} -> broker`, `config` read by all):
 //! - [`config`]: the project directory (YAML), parsed strictly with located errors.
 //! - [`channel_name`]: what a valid channel name is.
-//! - [`runtime`]: the wasm engine, components, and one fresh instance per invocation.
+//! - [`broker`]: channel name -> subscribers, bounded queues, slow consumers dropped.
+//! - [`runtime`]: the wasm engine, components, one fresh instance per invocation, and the
+//!   host side of the WIT imports (its only way to the broker).
+//! - [`gateway`]: the WebSocket bridge `/ws/channel/<name>`.
 //! - [`server`]: the HTTP listener, routing, limits and graceful shutdown.
 //! - [`cli`]: the `tern` command line.
 
+pub mod broker;
 pub mod channel_name;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod runtime;
 pub mod server;

@@ -31,9 +31,7 @@ fn check_lists_every_problem_with_file_line_and_field() {
         }
         let expected = fs::read_to_string(&expected_file).unwrap_or_default();
         if stderr != expected {
-            failures.push(format!(
-                "{name}:\n--- expected\n{expected}--- got\n{stderr}"
-            ));
+            failures.push(format!("{name}:\n--- expected\n{expected}--- got\n{stderr}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -49,10 +47,7 @@ fn serve_refuses_to_start_with_the_same_problems() {
         assert_eq!(code, 1, "{name}");
         assert!(stdout.is_empty(), "{name} printed {stdout}");
         let expected = fs::read_to_string(projects.join(name).join("expected.txt")).unwrap();
-        assert!(
-            stderr.ends_with(&expected),
-            "{name}: got\n{stderr}\nwanted\n{expected}"
-        );
+        assert!(stderr.ends_with(&expected), "{name}: got\n{stderr}\nwanted\n{expected}");
     }
 }
 
@@ -61,18 +56,12 @@ fn check_passes_on_the_examples() {
     guests();
     let (code, stdout, stderr) = tern_cli(repo(), &["check", "examples/hello"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        stdout,
-        "ok: 2 function(s), 2 route(s), 0 messaging config(s)\n"
-    );
+    assert_eq!(stdout, "ok: 2 function(s), 2 route(s), 0 messaging config(s)\n");
 }
 
 #[test]
 fn check_of_a_missing_directory_says_so() {
     let (code, _, stderr) = tern_cli(repo(), &["check", "no/such/project"]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("no/such/project: not a directory"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no/such/project: not a directory"), "{stderr}");
 }

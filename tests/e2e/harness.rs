@@ -13,9 +13,7 @@ use std::{
 
 /// The repository root.
 pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent")
 }
 
 /// Builds the example functions and the test fixtures (once per test run) and returns the
@@ -52,9 +50,7 @@ pub struct TestProject {
 impl TestProject {
     /// An empty project.
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("create a temp dir"),
-        }
+        Self { dir: tempfile::tempdir().expect("create a temp dir") }
     }
 
     /// Its directory.
@@ -65,6 +61,31 @@ impl TestProject {
     /// Writes `functions/<name>.yaml`; `{wasm:X}` in `yaml` becomes the path of component X.
     pub fn function(self, name: &str, yaml: &str) -> Self {
         self.write(&format!("functions/{name}.yaml"), yaml)
+    }
+
+    /// Writes `messaging/<name>.yaml`.
+    pub fn messaging(self, name: &str, yaml: &str) -> Self {
+        self.write(&format!("messaging/{name}.yaml"), yaml)
+    }
+
+    /// Copies every file of the example project `examples/<name>` into this project.
+    pub fn from_example(name: &str) -> Self {
+        let project = Self::new();
+        let source = repo().join("examples").join(name);
+        for sub in ["functions", "messaging"] {
+            let Ok(entries) = std::fs::read_dir(source.join(sub)) else { continue };
+            for entry in entries.map(|e| e.expect("dir entry")) {
+                let text = std::fs::read_to_string(entry.path()).expect("read example file");
+                // Sources are relative to the example: make them absolute for the copy.
+                let text =
+                    text.replace("../../../target/", &format!("{}/target/", repo().display()));
+                let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
+                let path = project.dir.path().join(rel);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("create dirs");
+                std::fs::write(path, text).expect("write project file");
+            }
+        }
+        project
     }
 
     /// Writes `tern.yaml`.
@@ -149,10 +170,7 @@ impl Tern {
                 let _ = child.kill();
                 let _ = child.wait();
                 thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "tern did not start: stdout {line:?}, logs:\n{}",
-                    logs.lock().expect("lock")
-                )
+                panic!("tern did not start: stdout {line:?}, logs:\n{}", logs.lock().expect("lock"))
             });
         // Anything more on stdout would break the one-line promise: keep reading to check.
         let extra_stdout = Arc::new(Mutex::new(String::new()));
@@ -183,10 +201,7 @@ impl Tern {
             if logs.contains(needle) {
                 return logs;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?} in:\n{logs}"
-            );
+            assert!(Instant::now() < deadline, "no log line with {needle:?} in:\n{logs}");
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -208,10 +223,7 @@ impl Tern {
             if let Some(status) = self.child.try_wait().expect("poll tern") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "tern did not exit within {limit:?}"
-            );
+            assert!(Instant::now() < deadline, "tern did not exit within {limit:?}");
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -242,9 +254,7 @@ pub fn tern_cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
 /// it closes the connection or stays silent for 3 s.
 pub fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .expect("set timeout");
+    stream.set_read_timeout(Some(Duration::from_secs(3))).expect("set timeout");
     stream.write_all(request).expect("send");
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
@@ -259,8 +269,66 @@ pub fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
 
 /// An HTTP client with a bounded timeout, so a hung server fails the test instead of it.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("build client")
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("build client")
+}
+
+/// A WebSocket client connection.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects a WebSocket client to `url`, panicking with the HTTP answer if refused.
+pub async fn ws_connect(url: &str) -> Ws {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((ws, _)) => ws,
+        Err(e) => panic!("cannot connect to {url}: {e}"),
+    }
+}
+
+/// The HTTP status a refused WebSocket handshake got.
+pub async fn ws_refusal(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => panic!("{url} accepted the WebSocket"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{url}: unexpected error {e}"),
+    }
+}
+
+/// The next data or close frame (pings and pongs skipped), within 10 s.
+pub async fn ws_next(ws: &mut Ws) -> tokio_tungstenite::tungstenite::Message {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("no frame within 10 s")
+            .expect("connection ended without a close frame")
+            .expect("WebSocket error");
+        if !matches!(next, Message::Ping(_) | Message::Pong(_)) {
+            return next;
+        }
+    }
+}
+
+/// The next frame, which must be a text frame; returns its text.
+pub async fn ws_next_text(ws: &mut Ws) -> String {
+    match ws_next(ws).await {
+        tokio_tungstenite::tungstenite::Message::Text(t) => t.to_string(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// The close code of the next frame, which must be a close frame.
+pub async fn ws_close_code(ws: &mut Ws) -> u16 {
+    match ws_next(ws).await {
+        tokio_tungstenite::tungstenite::Message::Close(Some(frame)) => frame.code.into(),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+/// Asks `GET /api/ws?room=ROOM` of the chat example for the room's WebSocket URL.
+pub async fn room_url(tern: &Tern, room: &str) -> String {
+    let resp = client().get(tern.url(&format!("/api/ws?room={room}"))).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
 }

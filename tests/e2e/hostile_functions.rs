@@ -6,26 +6,12 @@ use crate::harness::{Tern, TestProject, client};
 
 fn hostile_project() -> TestProject {
     let limits = "timeout: 500ms, memory: 16MiB";
-    [
-        "loop",
-        "oom",
-        "trap",
-        "panic",
-        "counter",
-        "bad-status",
-        "bad-header",
-    ]
-    .iter()
-    .fold(TestProject::new(), |p, path| {
-        p.http(
-            &path.replace('-', "_"),
-            "GET",
-            &format!("/{path}"),
-            "hostile",
-            limits,
-        )
-    })
-    .http("hello", "GET", "/hello", "hello", "timeout: 5s")
+    ["loop", "oom", "trap", "panic", "counter", "bad-status", "bad-header"]
+        .iter()
+        .fold(TestProject::new(), |p, path| {
+            p.http(&path.replace('-', "_"), "GET", &format!("/{path}"), "hostile", limits)
+        })
+        .http("hello", "GET", "/hello", "hello", "timeout: 5s")
 }
 
 #[tokio::test]
@@ -37,14 +23,8 @@ async fn infinite_loop_gets_504_after_its_timeout() {
     let took = started.elapsed();
     assert_eq!(resp.status(), 504);
     let body = resp.text().await.unwrap();
-    assert!(
-        body.contains("function `loop` timed out after 500ms"),
-        "{body}"
-    );
-    assert!(
-        took >= Duration::from_millis(500),
-        "answered before the timeout: {took:?}"
-    );
+    assert!(body.contains("function `loop` timed out after 500ms"), "{body}");
+    assert!(took >= Duration::from_millis(500), "answered before the timeout: {took:?}");
     tern.wait_for_log("function=loop error=timed out after 500ms");
 }
 
@@ -55,10 +35,7 @@ async fn memory_past_the_cap_gets_500_naming_the_limit() {
     let resp = client().get(tern.url("/oom")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.text().await.unwrap();
-    assert!(
-        body.contains("function `oom` exceeded its memory limit of 16 MiB"),
-        "{body}"
-    );
+    assert!(body.contains("function `oom` exceeded its memory limit of 16 MiB"), "{body}");
 }
 
 #[tokio::test]
@@ -69,10 +46,7 @@ async fn traps_and_panics_get_500_and_the_panic_message_is_logged() {
         let resp = client().get(tern.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 500, "{path}");
         let body = resp.text().await.unwrap();
-        assert!(
-            body.contains("wasm `unreachable` instruction executed"),
-            "{body}"
-        );
+        assert!(body.contains("wasm `unreachable` instruction executed"), "{body}");
     }
     tern.wait_for_log("this function panics on purpose");
 }
@@ -83,20 +57,10 @@ async fn invalid_responses_get_500_saying_what_was_wrong() {
     let tern = Tern::serve(project.path());
     let resp = client().get(tern.url("/bad-status")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("returned invalid status 1234")
-    );
+    assert!(resp.text().await.unwrap().contains("returned invalid status 1234"));
     let resp = client().get(tern.url("/bad-header")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("invalid header name \\\"bad header\\\"")
-    );
+    assert!(resp.text().await.unwrap().contains("invalid header name \\\"bad header\\\""));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,11 +73,7 @@ async fn good_requests_are_served_while_hostile_ones_run() {
         .map(|p| tokio::spawn(client.get(tern.url(p)).send()))
         .collect();
     for i in 0..50 {
-        let resp = client
-            .get(tern.url(&format!("/hello?name=n{i}")))
-            .send()
-            .await
-            .unwrap();
+        let resp = client.get(tern.url(&format!("/hello?name=n{i}"))).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.text().await.unwrap(), format!("hello, n{i}"));
     }

@@ -5,19 +5,11 @@ use crate::harness::{Tern, TestProject, client, raw_http, repo};
 #[tokio::test]
 async fn hello_answers_with_the_name_from_the_query() {
     let tern = Tern::serve(&repo().join("examples/hello"));
-    let resp = client()
-        .get(tern.url("/hello?name=tern"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(tern.url("/hello?name=tern")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(resp.text().await.unwrap(), "hello, tern");
-    let resp = client()
-        .get(tern.url("/hello?name=caf%C3%A9+au+lait"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(tern.url("/hello?name=caf%C3%A9+au+lait")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "hello, café au lait");
 }
 
@@ -28,10 +20,7 @@ async fn hello_without_a_name_is_a_400_with_a_json_error() {
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(
-        body,
-        serde_json::json!({ "error": "name parameter required" })
-    );
+    assert_eq!(body, serde_json::json!({ "error": "name parameter required" }));
 }
 
 #[tokio::test]
@@ -64,28 +53,22 @@ async fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
 }
 
 fn small_body_limit_project() -> TestProject {
-    TestProject::new()
-        .settings("http:\n  max_body: 1KiB\n")
-        .http("echo", "POST", "/echo", "echo", "timeout: 5s")
+    TestProject::new().settings("http:\n  max_body: 1KiB\n").http(
+        "echo",
+        "POST",
+        "/echo",
+        "echo",
+        "timeout: 5s",
+    )
 }
 
 #[tokio::test]
 async fn body_over_the_limit_is_413_and_at_the_limit_is_served() {
     let project = small_body_limit_project();
     let tern = Tern::serve(project.path());
-    let resp = client()
-        .post(tern.url("/echo"))
-        .body(vec![b'a'; 1025])
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(tern.url("/echo")).body(vec![b'a'; 1025]).send().await.unwrap();
     assert_eq!(resp.status(), 413);
-    let resp = client()
-        .post(tern.url("/echo"))
-        .body(vec![b'a'; 1024])
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(tern.url("/echo")).body(vec![b'a'; 1024]).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().len(), 1024);
 }
@@ -109,11 +92,7 @@ async fn every_invocation_gets_a_fresh_instance() {
     let tern = Tern::serve(project.path());
     for _ in 0..3 {
         let resp = client().get(tern.url("/counter")).send().await.unwrap();
-        assert_eq!(
-            resp.text().await.unwrap(),
-            "1",
-            "a static survived between invocations"
-        );
+        assert_eq!(resp.text().await.unwrap(), "1", "a static survived between invocations");
     }
 }
 

@@ -5,3 +5,5 @@ mod harness;
 mod hostile_functions;
 mod http_functions;
 mod shutdown;
+mod websocket;
+mod wscat;

@@ -12,10 +12,7 @@ async fn request_in_flight_at_sigterm_completes_and_tern_exits_0() {
     tern.wait_for_log("serving");
     tokio::time::sleep(Duration::from_millis(300)).await;
     tern.signal("TERM");
-    let resp = request
-        .await
-        .unwrap()
-        .expect("the in-flight request was answered");
+    let resp = request.await.unwrap().expect("the in-flight request was answered");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "slept 800ms");
     let status = tern.wait_exit(Duration::from_secs(10));
@@ -26,17 +23,10 @@ async fn request_in_flight_at_sigterm_completes_and_tern_exits_0() {
 #[tokio::test]
 async fn sigint_stops_an_idle_host_with_exit_0_and_refuses_new_connections() {
     let mut tern = Tern::serve(&repo().join("examples/hello"));
-    let resp = client()
-        .get(tern.url("/hello?name=x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(tern.url("/hello?name=x")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     tern.signal("INT");
     let status = tern.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
-    assert!(
-        std::net::TcpStream::connect(tern.addr).is_err(),
-        "still accepting after exit"
-    );
+    assert!(std::net::TcpStream::connect(tern.addr).is_err(), "still accepting after exit");
 }

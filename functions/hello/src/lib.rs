@@ -3,9 +3,7 @@
 use tern_sdk::http::{Error, Request, Response};
 
 fn hello(req: Request) -> Result<Response, Error> {
-    let name = req
-        .query("name")
-        .ok_or_else(|| Error::bad_request("name parameter required"))?;
+    let name = req.query("name").ok_or_else(|| Error::bad_request("name parameter required"))?;
     Ok(Response::text(format!("hello, {name}")))
 }
 

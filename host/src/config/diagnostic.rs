@@ -27,12 +27,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A problem with a whole file (it cannot be read, say).
     pub fn file(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self {
-            file: file.into(),
-            location: None,
-            field: None,
-            message: message.into(),
-        }
+        Self { file: file.into(), location: None, field: None, message: message.into() }
     }
 
     /// A problem with one field of a file.
@@ -42,12 +37,7 @@ impl Diagnostic {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            file: file.into(),
-            location,
-            field: Some(field.into()),
-            message: message.into(),
-        }
+        Self { file: file.into(), location, field: Some(field.into()), message: message.into() }
     }
 }
 
@@ -82,11 +72,7 @@ impl Diagnostics {
 
     /// Ok(value) when no problem was found, else the problems.
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
-        if self.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
+        if self.is_empty() { Ok(value) } else { Err(self) }
     }
 }
 

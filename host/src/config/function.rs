@@ -123,10 +123,7 @@ pub struct FunctionSpec {
 /// Reads one function file; `text` is its contents.
 pub fn parse(file: &Path, text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
     let raw: FunctionFile = yaml::parse(file, text).map_err(|d| vec![d])?;
-    let name = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let field = |path: &[&str], message: String| {
         Diagnostic::field(file, yaml::locate(text, path), path.join("."), message)
     };
@@ -136,35 +133,23 @@ pub fn parse(file: &Path, text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
         TriggerKind::Pubsub => pubsub_trigger(&raw.trigger, &field, &mut problems),
     };
     if raw.source.trim().is_empty() {
-        problems.push(field(
-            &["source"],
-            "must name the function's .wasm component".into(),
-        ));
+        problems.push(field(&["source"], "must name the function's .wasm component".into()));
     }
     let dir = file.parent().unwrap_or(Path::new("."));
-    let trigger_key = if matches!(trigger, Some(Trigger::Pubsub { .. })) {
-        "channel"
-    } else {
-        "paths"
-    };
+    let trigger_key =
+        if matches!(trigger, Some(Trigger::Pubsub { .. })) { "channel" } else { "paths" };
     let spec = FunctionSpec {
         name,
         file: file.to_path_buf(),
         description: raw.description,
-        trigger: trigger.unwrap_or(Trigger::Pubsub {
-            channel: String::new(),
-        }),
+        trigger: trigger.unwrap_or(Trigger::Pubsub { channel: String::new() }),
         timeout: raw.execution.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
         memory: raw.execution.memory.map_or(DEFAULT_MEMORY, |m| m.0),
         source: dir.join(&raw.source),
         source_location: yaml::locate(text, &["source"]),
         trigger_location: yaml::locate(text, &["trigger", trigger_key]),
     };
-    if problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(spec) } else { Err(problems) }
 }
 
 fn http_trigger(
@@ -173,17 +158,11 @@ fn http_trigger(
     problems: &mut Vec<Diagnostic>,
 ) -> Option<Trigger> {
     if t.channel.is_some() {
-        problems.push(field(
-            &["trigger", "channel"],
-            "only a pubsub trigger has a channel".into(),
-        ));
+        problems.push(field(&["trigger", "channel"], "only a pubsub trigger has a channel".into()));
     }
     let method = match &t.method {
         None => {
-            problems.push(field(
-                &["trigger"],
-                "an http trigger needs a `method`".into(),
-            ));
+            problems.push(field(&["trigger"], "an http trigger needs a `method`".into()));
             None
         }
         Some(m) => {
@@ -191,10 +170,7 @@ fn http_trigger(
             if METHODS.contains(&upper.as_str()) {
                 http::Method::from_bytes(upper.as_bytes()).ok()
             } else {
-                let msg = format!(
-                    "unknown method `{m}` (expected one of {})",
-                    METHODS.join(", ")
-                );
+                let msg = format!("unknown method `{m}` (expected one of {})", METHODS.join(", "));
                 problems.push(field(&["trigger", "method"], msg));
                 None
             }
@@ -206,10 +182,7 @@ fn http_trigger(
             None
         }
         Some(paths) if paths.is_empty() => {
-            problems.push(field(
-                &["trigger", "paths"],
-                "needs at least one path".into(),
-            ));
+            problems.push(field(&["trigger", "paths"], "needs at least one path".into()));
             None
         }
         Some(paths) => {
@@ -220,23 +193,18 @@ fn http_trigger(
             bad.is_empty().then(|| paths.clone())
         }
     };
-    Some(Trigger::Http {
-        method: method?,
-        paths: paths?,
-    })
+    Some(Trigger::Http { method: method?, paths: paths? })
 }
 
 fn path_problem(path: &str) -> Option<String> {
     if !path.starts_with('/') {
         return Some(format!("path `{path}` must start with `/`"));
     }
-    if let Some(c) = path
-        .chars()
-        .find(|c| c.is_whitespace() || matches!(c, '?' | '#'))
-    {
-        return Some(format!(
-            "path `{path}` contains {c:?}: paths match exactly, without query"
-        ));
+    if path.starts_with("/ws/channel/") || path == "/ws/channel" {
+        return Some(format!("path `{path}` is reserved for the WebSocket bridge"));
+    }
+    if let Some(c) = path.chars().find(|c| c.is_whitespace() || matches!(c, '?' | '#')) {
+        return Some(format!("path `{path}` contains {c:?}: paths match exactly, without query"));
     }
     None
 }
@@ -251,9 +219,7 @@ fn pubsub_trigger(
         problems.push(field(&["trigger"], msg));
     }
     match &t.channel {
-        Some(c) if !c.trim().is_empty() => Some(Trigger::Pubsub {
-            channel: c.trim().to_string(),
-        }),
+        Some(c) if !c.trim().is_empty() => Some(Trigger::Pubsub { channel: c.trim().to_string() }),
         _ => {
             let msg = "a pubsub trigger needs `channel`: the name of a messaging config".into();
             problems.push(field(&["trigger"], msg));
@@ -281,10 +247,7 @@ mod tests {
         assert_eq!(spec.name, "f");
         assert_eq!(
             spec.trigger,
-            Trigger::Http {
-                method: http::Method::GET,
-                paths: vec!["/api/ws".into()]
-            }
+            Trigger::Http { method: http::Method::GET, paths: vec!["/api/ws".into()] }
         );
         assert_eq!(spec.timeout, Duration::from_secs(2));
         assert_eq!(spec.memory, 32_000_000);
@@ -311,11 +274,7 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field.as_deref(), Some("execution.timeout"));
         assert_eq!(errs[0].location.map(|l| l.line), Some(4));
-        assert!(
-            errs[0].message.starts_with("invalid duration `10 parsecs`"),
-            "{}",
-            errs[0]
-        );
+        assert!(errs[0].message.starts_with("invalid duration `10 parsecs`"), "{}", errs[0]);
     }
 
     #[test]
@@ -324,22 +283,14 @@ mod tests {
             "source: f.wasm\ntrigger: { type: http, method: GET, paths: [/x] }\nmemroy: 1MB\n",
         )
         .unwrap_err();
-        assert!(
-            errs[0].message.contains("unknown field `memroy`"),
-            "{}",
-            errs[0]
-        );
+        assert!(errs[0].message.contains("unknown field `memroy`"), "{}", errs[0]);
         assert_eq!(errs[0].location.map(|l| l.line), Some(3));
     }
 
     #[test]
     fn missing_source_is_reported() {
         let errs = parse_str("trigger: { type: http, method: GET, paths: [/x] }\n").unwrap_err();
-        assert!(
-            errs[0].message.contains("missing field `source`"),
-            "{}",
-            errs[0]
-        );
+        assert!(errs[0].message.contains("missing field `source`"), "{}", errs[0]);
     }
 
     #[test]

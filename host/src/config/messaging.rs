@@ -21,10 +21,7 @@ struct MessagingFile {
     #[allow(dead_code, reason = "accepted for Taubyte compatibility")]
     tags: Vec<String>,
     #[serde(default)]
-    #[allow(
-        dead_code,
-        reason = "accepted for Taubyte compatibility: tern has one node"
-    )]
+    #[allow(dead_code, reason = "accepted for Taubyte compatibility: tern has one node")]
     local: Option<bool>,
     channel: ChannelFile,
     #[serde(default)]
@@ -98,10 +95,7 @@ pub struct MessagingSpec {
 /// Reads one messaging file; `text` is its contents.
 pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> {
     let raw: MessagingFile = yaml::parse(file, text).map_err(|d| vec![d])?;
-    let name = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let problem = |message: String| {
         let at = yaml::locate(text, &["channel", "match"]);
         vec![Diagnostic::field(file, at, "channel.match", message)]
@@ -160,23 +154,69 @@ mod tests {
 
     #[test]
     fn bad_regex_names_the_field_and_line() {
-        let errs = parse(
-            Path::new("m/x.yaml"),
-            "channel:\n  match: '(oops'\n  regex: true\n",
-        )
-        .unwrap_err();
+        let errs = parse(Path::new("m/x.yaml"), "channel:\n  match: '(oops'\n  regex: true\n")
+            .unwrap_err();
         assert_eq!(errs[0].field.as_deref(), Some("channel.match"));
         assert_eq!(errs[0].location.map(|l| l.line), Some(2));
-        assert!(
-            errs[0].message.starts_with("invalid regex `(oops`"),
-            "{}",
-            errs[0]
-        );
+        assert!(errs[0].message.starts_with("invalid regex `(oops`"), "{}", errs[0]);
     }
 
     #[test]
     fn bad_prefix_is_rejected() {
         let errs = parse(Path::new("m/x.yaml"), "channel: { match: 'a//b' }\n").unwrap_err();
         assert!(errs[0].message.contains("empty segment"), "{}", errs[0]);
+    }
+}
+
+/// All messaging configs of a project: decides which one governs a channel name.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelRules {
+    specs: Vec<MessagingSpec>,
+}
+
+impl ChannelRules {
+    /// Rules from `specs`, in file-name order (the order breaks ties).
+    pub fn new(specs: Vec<MessagingSpec>) -> Self {
+        Self { specs }
+    }
+
+    /// The config governing `name`: the most specific match (a prefix beats a regex, a longer
+    /// prefix beats a shorter one), the first in file-name order on a tie; None if none
+    /// matches, and then the name cannot be used.
+    pub fn resolve(&self, name: &ChannelName) -> Option<&MessagingSpec> {
+        let mut best: Option<(usize, &MessagingSpec)> = None;
+        for spec in &self.specs {
+            if let Some(score) = spec.matcher.specificity(name)
+                && best.is_none_or(|(b, _)| score > b)
+            {
+                best = Some((score, spec));
+            }
+        }
+        best.map(|(_, spec)| spec)
+    }
+
+    /// The config named `name` (its file stem).
+    pub fn by_name(&self, name: &str) -> Option<&MessagingSpec> {
+        self.specs.iter().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod rules_tests {
+    use super::*;
+
+    #[test]
+    fn most_specific_match_wins_then_file_order() {
+        let a = parse(Path::new("m/a.yaml"), "channel: { match: chat }\n").unwrap();
+        let b = parse(Path::new("m/b.yaml"), "channel: { match: chat/rooms }\n").unwrap();
+        let c =
+            parse(Path::new("m/c.yaml"), "channel: { match: 'chat/.*', regex: true }\n").unwrap();
+        let d = parse(Path::new("m/d.yaml"), "channel: { match: chat/rooms }\n").unwrap();
+        let rules = ChannelRules::new(vec![a, b, c, d]);
+        let resolve =
+            |n: &str| rules.resolve(&ChannelName::parse(n).unwrap()).map(|s| s.name.clone());
+        assert_eq!(resolve("chat/rooms/x").as_deref(), Some("b"));
+        assert_eq!(resolve("chat/lobby").as_deref(), Some("a"));
+        assert_eq!(resolve("news"), None);
     }
 }

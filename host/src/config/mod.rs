@@ -55,10 +55,7 @@ impl Project {
             messaging: Vec::new(),
         };
         if !dir.is_dir() {
-            problems.push(Diagnostic::file(
-                dir,
-                "not a directory: expected a project directory",
-            ));
+            problems.push(Diagnostic::file(dir, "not a directory: expected a project directory"));
             return (project, problems);
         }
         project.settings = read_settings(&dir.join("tern.yaml"), &mut problems);
@@ -105,11 +102,7 @@ impl Project {
                             self.messaging.iter().map(|m| m.name.as_str()).collect();
                         let msg = format!(
                             "no messaging config named `{channel}` (messaging/*.yaml defines: {})",
-                            if known.is_empty() {
-                                "none".into()
-                            } else {
-                                known.join(", ")
-                            }
+                            if known.is_empty() { "none".into() } else { known.join(", ") }
                         );
                         problems.push(Diagnostic::field(
                             &f.file,

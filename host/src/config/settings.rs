@@ -21,6 +21,51 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// HTTP limits.
     pub http: HttpSettings,
+    /// WebSocket bridge limits.
+    pub websocket: WebSocketSettings,
+    /// Pub/sub limits.
+    pub pubsub: PubsubSettings,
+}
+
+/// Limits on WebSocket clients of the bridge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketSettings {
+    /// Largest message (and frame) a client may send; larger closes it with 1009. Default 1 MiB.
+    pub max_message: ByteSize,
+    /// How often the host pings each client; a client silent for two intervals is closed.
+    /// Default 30s.
+    pub ping_interval: HumanDuration,
+    /// How long a write to a client may take before it is dropped. Default 10s.
+    pub write_timeout: HumanDuration,
+}
+
+/// Limits of the pub/sub layer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubsubSettings {
+    /// Messages waiting for one subscriber before it counts as a slow consumer and is dropped
+    /// (a WebSocket client is closed with 1008). Default 1024.
+    pub subscriber_queue: usize,
+    /// Most messages one function invocation may publish; past it `publish` fails with
+    /// `rate-limited`. Default 1000.
+    pub max_publishes_per_invocation: u32,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            max_message: ByteSize(1024 * 1024),
+            ping_interval: HumanDuration(Duration::from_secs(30)),
+            write_timeout: HumanDuration(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl Default for PubsubSettings {
+    fn default() -> Self {
+        Self { subscriber_queue: 1024, max_publishes_per_invocation: 1000 }
+    }
 }
 
 /// Limits on HTTP clients.
@@ -45,6 +90,8 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             http: HttpSettings::default(),
+            websocket: WebSocketSettings::default(),
+            pubsub: PubsubSettings::default(),
         }
     }
 }
@@ -67,22 +114,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, Diagnostic> {
         return Ok(Settings::default());
     }
     let settings: Settings = yaml::parse(file, text)?;
-    let http = &settings.http;
-    for (key, value) in [
-        ("max_connections", http.max_connections),
-        (
-            "max_concurrent_invocations",
-            http.max_concurrent_invocations,
-        ),
+    for (section, key, value) in [
+        ("http", "max_connections", settings.http.max_connections),
+        ("http", "max_concurrent_invocations", settings.http.max_concurrent_invocations),
+        ("pubsub", "subscriber_queue", settings.pubsub.subscriber_queue),
     ] {
         if value == 0 {
-            let at = yaml::locate(text, &["http", key]);
-            return Err(Diagnostic::field(
-                file,
-                at,
-                format!("http.{key}"),
-                "must be at least 1",
-            ));
+            let at = yaml::locate(text, &[section, key]);
+            let field = format!("{section}.{key}");
+            return Err(Diagnostic::field(file, at, field, "must be at least 1"));
         }
     }
     if let Some(url) = &settings.public_url

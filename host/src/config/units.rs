@@ -93,10 +93,7 @@ impl fmt::Display for ByteSize {
             (1 << 10, "KiB"),
             (1_000, "KB"),
         ];
-        match UNITS
-            .iter()
-            .find(|(unit, _)| self.0 >= *unit && self.0.is_multiple_of(*unit))
-        {
+        match UNITS.iter().find(|(unit, _)| self.0 >= *unit && self.0.is_multiple_of(*unit)) {
             Some((unit, name)) => write!(f, "{} {name}", self.0 / unit),
             None => write!(f, "{} bytes", self.0),
         }
@@ -109,29 +106,16 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
-        assert_eq!(
-            "10s".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            "250ms".parse::<HumanDuration>().unwrap().0,
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            "1m30s".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(90)
-        );
+        assert_eq!("10s".parse::<HumanDuration>().unwrap().0, Duration::from_secs(10));
+        assert_eq!("250ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(250));
+        assert_eq!("1m30s".parse::<HumanDuration>().unwrap().0, Duration::from_secs(90));
     }
 
     #[test]
     fn bad_durations_say_what_to_write() {
         let err = "10x".parse::<HumanDuration>().unwrap_err();
         assert!(err.starts_with("invalid duration `10x`"), "{err}");
-        assert!(
-            "0s".parse::<HumanDuration>()
-                .unwrap_err()
-                .contains("greater than zero")
-        );
+        assert!("0s".parse::<HumanDuration>().unwrap_err().contains("greater than zero"));
     }
 
     #[test]
@@ -139,11 +123,6 @@ mod tests {
         assert_eq!("64MB".parse::<ByteSize>().unwrap().0, 64_000_000);
         assert_eq!("10MiB".parse::<ByteSize>().unwrap().0, 10 * 1024 * 1024);
         assert_eq!("512".parse::<ByteSize>().unwrap().0, 512);
-        assert!(
-            "lots"
-                .parse::<ByteSize>()
-                .unwrap_err()
-                .starts_with("invalid size `lots`")
-        );
+        assert!("lots".parse::<ByteSize>().unwrap_err().starts_with("invalid size `lots`"));
     }
 }

@@ -12,28 +12,18 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnost
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let location = inner.location().map(|l| Location {
-            line: l.line(),
-            column: l.column(),
-        });
+        let location = inner.location().map(|l| Location { line: l.line(), column: l.column() });
         let message = clean_message(&inner.to_string(), &path, location);
         let mut field = (path != "." && !path.is_empty()).then_some(path);
         // serde reports a missing field at its parent: name the field itself.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next());
+        let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
         if let Some(missing) = missing {
             field = Some(match field {
                 Some(parent) => format!("{parent}.{missing}"),
                 None => missing.to_string(),
             });
         }
-        Diagnostic {
-            file: file.to_path_buf(),
-            location,
-            field,
-            message,
-        }
+        Diagnostic { file: file.to_path_buf(), location, field, message }
     })
 }
 
@@ -103,26 +93,14 @@ mod tests {
     fn locate_finds_nested_keys_in_block_and_flow_style() {
         let text =
             "description: x\ntrigger:\n  type: https\n  method: GET\nexecution: { timeout: 1s }\n";
-        assert_eq!(
-            locate(text, &["trigger", "method"]),
-            Some(Location { line: 4, column: 3 })
-        );
-        assert_eq!(
-            locate(text, &["execution", "timeout"]),
-            Some(Location {
-                line: 5,
-                column: 14
-            })
-        );
+        assert_eq!(locate(text, &["trigger", "method"]), Some(Location { line: 4, column: 3 }));
+        assert_eq!(locate(text, &["execution", "timeout"]), Some(Location { line: 5, column: 14 }));
         assert_eq!(locate(text, &["source"]), None);
     }
 
     #[test]
     fn locate_does_not_match_a_key_inside_another_word() {
         let text = "mysource: a\nsource: b\n";
-        assert_eq!(
-            locate(text, &["source"]),
-            Some(Location { line: 2, column: 1 })
-        );
+        assert_eq!(locate(text, &["source"]), Some(Location { line: 2, column: 1 }));
     }
 }

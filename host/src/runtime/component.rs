@@ -79,11 +79,8 @@ pub struct RequiredExport {
 }
 
 /// What an HTTP-triggered function must export.
-pub const HTTP_EXPORT: RequiredExport = RequiredExport {
-    export: "handle-http",
-    world: "http-function",
-    macro_name: "http_function",
-};
+pub const HTTP_EXPORT: RequiredExport =
+    RequiredExport { export: "handle-http", world: "http-function", macro_name: "http_function" };
 /// What a pubsub-triggered function must export.
 pub const MESSAGE_EXPORT: RequiredExport = RequiredExport {
     export: "handle-message",
@@ -97,53 +94,33 @@ pub fn load(
     path: &Path,
     required: RequiredExport,
 ) -> Result<Component, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
     match bytes.get(..8) {
         Some(h) if h == COMPONENT_HEADER => {}
         Some(h) if h == CORE_MODULE_HEADER => {
-            return Err(LoadError::CoreModule {
-                path: path.to_path_buf(),
-            });
+            return Err(LoadError::CoreModule { path: path.to_path_buf() });
         }
         Some(h) if h[..4] == COMPONENT_HEADER[..4] => {}
         _ => {
-            return Err(LoadError::NotWasm {
-                path: path.to_path_buf(),
-            });
+            return Err(LoadError::NotWasm { path: path.to_path_buf() });
         }
     }
-    let component = Component::new(engine, &bytes).map_err(|e| LoadError::Invalid {
-        path: path.to_path_buf(),
-        reason: format!("{e:#}"),
-    })?;
+    let component = Component::new(engine, &bytes)
+        .map_err(|e| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") })?;
     let ty = component.component_type();
     let exports: Vec<(String, bool)> = ty
         .exports(engine)
-        .map(|(name, item)| {
-            (
-                name.to_string(),
-                matches!(item.ty, ComponentItem::ComponentFunc(_)),
-            )
-        })
+        .map(|(name, item)| (name.to_string(), matches!(item.ty, ComponentItem::ComponentFunc(_))))
         .collect();
-    if !exports
-        .iter()
-        .any(|(name, is_func)| name == required.export && *is_func)
-    {
+    if !exports.iter().any(|(name, is_func)| name == required.export && *is_func) {
         let found: Vec<_> = exports.iter().map(|(n, _)| format!("`{n}`")).collect();
         return Err(LoadError::MissingExport {
             path: path.to_path_buf(),
             export: required.export,
             world: required.world,
             macro_name: required.macro_name,
-            found: if found.is_empty() {
-                "nothing".into()
-            } else {
-                found.join(", ")
-            },
+            found: if found.is_empty() { "nothing".into() } else { found.join(", ") },
         });
     }
     Ok(component)

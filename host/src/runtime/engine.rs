@@ -24,12 +24,8 @@ pub fn build(max_instances: u32, max_memory: u64) -> anyhow::Result<Engine> {
         .max_memories_per_component(4)
         .max_tables_per_component(16);
     let mut config = Config::new();
-    config
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("cannot create the wasm engine")
+    config.epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasm engine")
 }
 
 /// Starts the thread that advances the engine's epoch every [`EPOCH_TICK`]. It holds the

@@ -68,11 +68,7 @@ impl FunctionRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         HttpBindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Self {
-            engine,
-            linker,
-            slots: Arc::new(Semaphore::new(max_instances)),
-        })
+        Ok(Self { engine, linker, slots: Arc::new(Semaphore::new(max_instances)) })
     }
 
     /// Compiles `spec`'s component as an HTTP function.
@@ -82,10 +78,7 @@ impl FunctionRuntime {
             path: spec.source.clone(),
             reason: format!("{e:#}"),
         };
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(link_error)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = HttpFunctionPre::new(pre).map_err(link_error)?;
         Ok(HttpFunction {
             name: spec.name.clone(),
@@ -103,11 +96,7 @@ impl FunctionRuntime {
         pubsub: PubsubContext,
     ) -> Result<types::Response, InvocationError> {
         // The semaphore is never closed, so acquiring only fails if it were.
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|e| InvocationError::Trap(e.to_string()))?;
+        let _slot = self.slots.acquire().await.map_err(|e| InvocationError::Trap(e.to_string()))?;
         let mut store = self.new_store(function.memory, pubsub);
         let call = async {
             let instance = function.pre.instantiate_async(&mut store).await?;

@@ -1,4 +1,8 @@
 //! The host side of the WIT `pubsub` interface: what a function's `Channel` calls do.
+//!
+//! This is the runtime's only way to the broker (DESIGN.md §2).
+
+use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
@@ -6,17 +10,60 @@ use super::{
     bindings::pubsub::{Error, Host, HostChannel},
     state::InvocationState,
 };
-use crate::channel_name::ChannelName;
+use crate::{
+    broker::{Broker, Message, Origin, Payload, SubscriberKind},
+    channel_name::ChannelName,
+    config::messaging::ChannelRules,
+};
+
+/// What every invocation shares of pub/sub: the broker, the channel rules and the limits.
+pub struct Pubsub {
+    /// Where messages go.
+    pub broker: Arc<Broker>,
+    /// Which channel names exist and which are bridged to WebSockets.
+    pub rules: Arc<ChannelRules>,
+    /// Largest payload a function may publish, in bytes.
+    pub max_message: usize,
+    /// Most publishes per invocation.
+    pub max_publishes: u32,
+}
+
+/// One invocation's view of pub/sub.
+pub struct PubsubContext {
+    shared: Arc<Pubsub>,
+    /// `ws://host:port` (or `wss://...`) for WebSocket URLs; None gives a bare path.
+    origin: Option<Arc<str>>,
+    /// How many function publishes led to this invocation.
+    hops: u8,
+    published: u32,
+}
+
+impl PubsubContext {
+    /// The context of one invocation, `hops` function-publishes deep.
+    pub fn new(shared: Arc<Pubsub>, origin: Option<Arc<str>>, hops: u8) -> Self {
+        Self { shared, origin, hops, published: 0 }
+    }
+
+    fn publish(&mut self, handle: &ChannelHandle, payload: Payload) -> Result<(), Error> {
+        if payload.len() > self.shared.max_message {
+            return Err(Error::PayloadTooLarge(self.shared.max_message as u64));
+        }
+        if self.published >= self.shared.max_publishes {
+            return Err(Error::RateLimited);
+        }
+        self.published += 1;
+        let origin = Origin::Function { hops: self.hops };
+        self.shared.broker.publish(Message::new(handle.name.clone(), payload, origin));
+        Ok(())
+    }
+}
 
 /// A channel a guest has opened: the row behind its `channel` resource handle.
 #[derive(Debug)]
 pub struct ChannelHandle {
     name: ChannelName,
+    websocket: bool,
 }
-
-/// What an invocation may do with pub/sub.
-#[derive(Debug, Default)]
-pub struct PubsubContext {}
 
 impl Host for InvocationState {}
 
@@ -26,8 +73,11 @@ impl HostChannel for InvocationState {
             Ok(n) => n,
             Err(e) => return Ok(Err(Error::InvalidName(e.to_string()))),
         };
-        let _ = self.table.push(ChannelHandle { name: name.clone() })?;
-        Ok(Err(Error::NotConfigured(name.to_string())))
+        let Some(spec) = self.pubsub.shared.rules.resolve(&name) else {
+            return Ok(Err(Error::NotConfigured(name.to_string())));
+        };
+        let handle = ChannelHandle { name, websocket: spec.websocket };
+        Ok(Ok(self.table.push(handle)?))
     }
 
     fn name(&mut self, channel: Resource<ChannelHandle>) -> wasmtime::Result<String> {
@@ -38,42 +88,39 @@ impl HostChannel for InvocationState {
         &mut self,
         channel: Resource<ChannelHandle>,
     ) -> wasmtime::Result<Result<String, Error>> {
-        let _ = self.table.get(&channel)?;
-        Ok(Err(Error::Unavailable(
-            "pub/sub is not enabled in this host".into(),
-        )))
+        let handle = self.table.get(&channel)?;
+        if !handle.websocket {
+            return Ok(Err(Error::WebsocketDisabled(handle.name.to_string())));
+        }
+        let origin = self.pubsub.origin.as_deref().unwrap_or("");
+        Ok(Ok(format!("{origin}/ws/channel/{}", handle.name)))
     }
 
     fn publish(
         &mut self,
         channel: Resource<ChannelHandle>,
-        _data: Vec<u8>,
+        data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let _ = self.table.get(&channel)?;
-        Ok(Err(Error::Unavailable(
-            "pub/sub is not enabled in this host".into(),
-        )))
+        let handle = self.table.get(&channel)?;
+        Ok(self.pubsub.publish(handle, Payload::binary(data)))
     }
 
     fn publish_text(
         &mut self,
         channel: Resource<ChannelHandle>,
-        _text: String,
+        text: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let _ = self.table.get(&channel)?;
-        Ok(Err(Error::Unavailable(
-            "pub/sub is not enabled in this host".into(),
-        )))
+        let handle = self.table.get(&channel)?;
+        Ok(self.pubsub.publish(handle, Payload::text(text)))
     }
 
     fn subscribers(
         &mut self,
         channel: Resource<ChannelHandle>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let _ = self.table.get(&channel)?;
-        Ok(Err(Error::Unavailable(
-            "pub/sub is not enabled in this host".into(),
-        )))
+        let handle = self.table.get(&channel)?;
+        let n = self.pubsub.shared.broker.subscriber_count(&handle.name, SubscriberKind::WebSocket);
+        Ok(Ok(u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
     fn drop(&mut self, channel: Resource<ChannelHandle>) -> wasmtime::Result<()> {

@@ -25,26 +25,14 @@ impl InvocationState {
         // No preopened dirs, no env, no args, no network: the function sees nothing of the
         // host but its clocks and random numbers.
         let output = GuestOutput::default();
-        let wasi = WasiCtx::builder()
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .build();
-        Self {
-            wasi,
-            table: ResourceTable::new(),
-            limits: MemoryCap::new(memory),
-            pubsub,
-            output,
-        }
+        let wasi = WasiCtx::builder().stdout(output.clone()).stderr(output.clone()).build();
+        Self { wasi, table: ResourceTable::new(), limits: MemoryCap::new(memory), pubsub, output }
     }
 }
 
 impl WasiView for InvocationState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -59,10 +47,7 @@ pub struct MemoryCap {
 impl MemoryCap {
     /// A cap of `bytes` per linear memory.
     pub fn new(bytes: u64) -> Self {
-        Self {
-            cap: usize::try_from(bytes).unwrap_or(usize::MAX),
-            exceeded: false,
-        }
+        Self { cap: usize::try_from(bytes).unwrap_or(usize::MAX), exceeded: false }
     }
 
     /// Whether the guest asked for more memory than the cap.

@@ -2,9 +2,13 @@
 
 use std::sync::Arc;
 
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
 use crate::{
-    config::{Diagnostic, Diagnostics, Project, Settings, Trigger},
-    runtime::FunctionRuntime,
+    broker::Broker,
+    config::{Diagnostic, Diagnostics, Project, Settings, Trigger, messaging::ChannelRules},
+    gateway::Gateway,
+    runtime::{FunctionRuntime, pubsub_host::Pubsub},
 };
 
 use super::router::Router;
@@ -17,24 +21,37 @@ pub struct App {
     pub router: Router,
     /// Runs the functions.
     pub runtime: FunctionRuntime,
+    /// What functions reach of pub/sub.
+    pub pubsub: Arc<Pubsub>,
+    /// The WebSocket bridge.
+    pub gateway: Gateway,
 }
 
 impl App {
     /// Compiles every function of `project`, or lists every problem (a component that is
     /// missing, invalid or of the wrong world), located at the function's `source` field.
-    pub fn build(project: &Project) -> Result<App, Diagnostics> {
+    /// `shutdown` is what WebSocket sessions watch to close with 1001.
+    pub fn build(project: &Project, shutdown: CancellationToken) -> Result<App, Diagnostics> {
         let settings = project.settings.clone();
-        let max_memory = project
-            .functions
-            .iter()
-            .map(|f| f.memory)
-            .max()
-            .unwrap_or(0);
-        let runtime = FunctionRuntime::new(
-            settings.http.max_concurrent_invocations,
-            max_memory.max(1 << 20),
-        )
-        .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?;
+        let broker = Broker::new(settings.pubsub.subscriber_queue);
+        let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
+        let pubsub = Arc::new(Pubsub {
+            broker: broker.clone(),
+            rules: rules.clone(),
+            max_message: usize::try_from(settings.websocket.max_message.0).unwrap_or(usize::MAX),
+            max_publishes: settings.pubsub.max_publishes_per_invocation,
+        });
+        let gateway = Gateway {
+            broker,
+            rules,
+            settings: settings.websocket.clone(),
+            shutdown,
+            sessions: TaskTracker::new(),
+        };
+        let max_memory = project.functions.iter().map(|f| f.memory).max().unwrap_or(0);
+        let runtime =
+            FunctionRuntime::new(settings.http.max_concurrent_invocations, max_memory.max(1 << 20))
+                .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?;
         let mut router = Router::default();
         let mut problems = Diagnostics::default();
         for spec in &project.functions {
@@ -59,10 +76,6 @@ impl App {
                 )),
             }
         }
-        problems.into_result(App {
-            settings,
-            router,
-            runtime,
-        })
+        problems.into_result(App { settings, router, runtime, pubsub, gateway })
     }
 }

@@ -1,26 +1,30 @@
 //! One HTTP request: route it, read its body within the limit, run the function, answer.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use super::{app::App, router::Route};
-use crate::runtime::{HttpFunction, InvocationError, bindings::types, pubsub_host::PubsubContext};
+use crate::{
+    gateway,
+    runtime::{HttpFunction, InvocationError, bindings::types, pubsub_host::PubsubContext},
+};
 
 /// The body type of every response.
 pub type Body = Full<Bytes>;
 
 /// Answers `req`.
 pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path().starts_with(gateway::PATH_PREFIX) {
+        return app.gateway.handle(req);
+    }
     let function = match app.router.route(req.method(), req.uri().path()) {
         Route::Function(f) => f.clone(),
         Route::MethodNotAllowed(allow) => {
-            let msg = format!(
-                "method {} not allowed on {}",
-                req.method(),
-                req.uri().path()
-            );
+            let msg = format!("method {} not allowed on {}", req.method(), req.uri().path());
             let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, &msg);
             if let Ok(v) = HeaderValue::from_str(&allow) {
                 resp.headers_mut().insert(header::ALLOW, v);
@@ -28,24 +32,35 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
             return resp;
         }
         Route::NotFound => {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("no route for {}", req.uri().path()),
-            );
+            return error(StatusCode::NOT_FOUND, &format!("no route for {}", req.uri().path()));
         }
     };
+    let origin = websocket_origin(app.settings.public_url.as_deref(), &req);
     let request = match read_request(req, app.settings.http.max_body.0).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    match app
-        .runtime
-        .call_http(&function, request, PubsubContext::default())
-        .await
-    {
+    let pubsub = PubsubContext::new(app.pubsub.clone(), origin, 0);
+    match app.runtime.call_http(&function, request, pubsub).await {
         Ok(response) => into_http(&function, response),
         Err(e) => failure(&function, e),
     }
+}
+
+/// The `ws://host:port` WebSocket URLs start with: from `public_url` when set (`https`
+/// becomes `wss`), else from the request's Host header when it is a valid authority.
+fn websocket_origin(public_url: Option<&str>, req: &Request<Incoming>) -> Option<Arc<str>> {
+    if let Some(url) = public_url {
+        let url = url.trim_end_matches('/');
+        let ws = match url.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", url.strip_prefix("http://").unwrap_or(url)),
+        };
+        return Some(ws.into());
+    }
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    let authority: http::uri::Authority = host.parse().ok()?;
+    Some(format!("ws://{authority}").into())
 }
 
 /// Reads the whole body (refusing one over `max_body` bytes) into the WIT request.
@@ -71,21 +86,13 @@ async fn read_request(
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                &format!("cannot read request body: {e}"),
-            ));
+            return Err(error(StatusCode::BAD_REQUEST, &format!("cannot read request body: {e}")));
         }
     };
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     Ok(types::Request {
         method: parts.method.as_str().to_string(),
@@ -100,10 +107,7 @@ async fn read_request(
 fn into_http(function: &HttpFunction, response: types::Response) -> Response<Body> {
     let invalid = |what: String| {
         tracing::warn!(function = %function.name, problem = %what, "function returned an invalid response");
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("function `{}` {what}", function.name),
-        )
+        error(StatusCode::INTERNAL_SERVER_ERROR, &format!("function `{}` {what}", function.name))
     };
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return invalid(format!("returned invalid status {}", response.status));
@@ -137,9 +141,6 @@ pub fn error(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": message }).to_string();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

@@ -38,12 +38,7 @@ pub async fn run(
         };
         match accepted {
             Ok((stream, _peer)) => {
-                tracker.spawn(serve_connection(
-                    stream,
-                    app.clone(),
-                    shutdown.clone(),
-                    permit,
-                ));
+                tracker.spawn(serve_connection(stream, app.clone(), shutdown.clone(), permit));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -55,11 +50,15 @@ pub async fn run(
     drop(listener);
     tracker.close();
     let grace = app.settings.http.shutdown_grace.0;
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(
-            connections = tracker.len(),
-            "shutdown grace period over: closing the remaining connections"
-        );
+    // WebSocket sessions live outside hyper's connections once upgraded: wait for them too.
+    app.gateway.sessions.close();
+    let sessions = app.gateway.sessions.clone();
+    let drained = async move {
+        tracker.wait().await;
+        sessions.wait().await;
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!("shutdown grace period over: closing the remaining connections");
     }
     Ok(())
 }

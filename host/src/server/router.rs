@@ -25,10 +25,7 @@ pub enum Route<'a> {
 impl Router {
     /// Adds `function` on `method path`. Duplicates were rejected when the project loaded.
     pub fn add(&mut self, method: Method, path: &str, function: Arc<HttpFunction>) {
-        self.routes
-            .entry(path.to_string())
-            .or_default()
-            .push((method, function));
+        self.routes.entry(path.to_string()).or_default().push((method, function));
     }
 
     /// Finds the route for `method path`.

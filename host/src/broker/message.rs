@@ -1,0 +1,105 @@
+//! What travels through the broker: a payload of a kind, stamped with where it came from.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+
+use crate::channel_name::ChannelName;
+
+/// A payload and whether it is text or binary (WebSocket frames keep their kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    bytes: Bytes,
+    text: bool,
+}
+
+impl Payload {
+    /// A binary payload.
+    pub fn binary(bytes: impl Into<Bytes>) -> Self {
+        Self { bytes: bytes.into(), text: false }
+    }
+
+    /// A text payload.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { bytes: Bytes::from(text.into()), text: true }
+    }
+
+    /// A text payload from bytes, refused unless they are valid UTF-8: a text payload is
+    /// always valid UTF-8.
+    pub fn text_from_bytes(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Self { bytes, text: true })
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Whether it is text (valid UTF-8) rather than binary.
+    pub fn is_text(&self) -> bool {
+        self.text
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Identifies one subscription, so a publisher can be skipped when its own message fans out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriberId(pub u64);
+
+/// Who published a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A WebSocket client, through its subscription: it does not get its own message back.
+    Subscriber(SubscriberId),
+    /// A function invocation, `hops` publishes deep in a chain of triggered functions.
+    Function {
+        /// How many function publishes led to this one (0 for an HTTP-triggered function).
+        hops: u8,
+    },
+}
+
+/// A published message, shared (behind an `Arc`) by every subscriber it is delivered to.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The channel it was published on.
+    pub channel: ChannelName,
+    /// Its payload.
+    pub payload: Payload,
+    /// Unique among the messages this process has published.
+    pub id: u64,
+    /// When it was published, in milliseconds since the Unix epoch.
+    pub published_at_ms: u64,
+    /// Who published it.
+    pub origin: Origin,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Message {
+    /// A message stamped with a fresh id and the current time.
+    pub fn new(channel: ChannelName, payload: Payload, origin: Origin) -> Self {
+        let published_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self {
+            channel,
+            payload,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            published_at_ms,
+            origin,
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The in-process broker: channel name -> subscribers.
+//!
+//! Publishing puts one `Arc`'d message in each subscriber's bounded queue and never waits:
+//! a subscriber whose queue is full is a slow consumer, and is dropped (its owner is told
+//! through [`Subscription::kicked`]) rather than slowing the publisher or anyone else.
+
+mod message;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
+
+pub use message::{Message, Origin, Payload, SubscriberId};
+
+use crate::channel_name::ChannelName;
+
+/// Who is subscribed: counted apart, since `subscribers()` reports WebSocket clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberKind {
+    /// A WebSocket client of the bridge.
+    WebSocket,
+    /// A pub/sub-triggered function's delivery queue.
+    Function,
+}
+
+struct Subscriber {
+    id: SubscriberId,
+    kind: SubscriberKind,
+    tx: mpsc::Sender<Arc<Message>>,
+    kicked: CancellationToken,
+}
+
+/// Counters of what the broker did, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    /// Messages published.
+    pub published: AtomicU64,
+    /// Copies handed to subscriber queues.
+    pub delivered: AtomicU64,
+    /// Subscribers dropped because their queue was full.
+    pub slow_consumers_dropped: AtomicU64,
+}
+
+/// The broker. Cheap to share: clone the `Arc`.
+pub struct Broker {
+    /// Subscribers by exact channel name. Publishing takes the read lock only; subscribing,
+    /// unsubscribing and dropping a slow consumer take the write lock briefly.
+    topics: RwLock<HashMap<ChannelName, Vec<Subscriber>>>,
+    /// Messages a subscriber may have queued before it counts as slow.
+    queue_capacity: usize,
+    next_subscriber: AtomicU64,
+    /// What happened so far.
+    pub stats: BrokerStats,
+}
+
+/// One subscriber's end: receives the channel's messages until dropped or kicked.
+pub struct Subscription {
+    /// Its id (to recognise its own publishes).
+    pub id: SubscriberId,
+    /// The channel it listens to.
+    pub channel: ChannelName,
+    rx: mpsc::Receiver<Arc<Message>>,
+    kicked: CancellationToken,
+    broker: Arc<Broker>,
+}
+
+impl Broker {
+    /// A broker whose subscribers may each have `queue_capacity` messages waiting.
+    pub fn new(queue_capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            topics: RwLock::new(HashMap::new()),
+            queue_capacity: queue_capacity.max(1),
+            next_subscriber: AtomicU64::new(1),
+            stats: BrokerStats::default(),
+        })
+    }
+
+    /// Subscribes to `channel`.
+    pub fn subscribe(self: &Arc<Self>, channel: ChannelName, kind: SubscriberKind) -> Subscription {
+        let id = SubscriberId(self.next_subscriber.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let kicked = CancellationToken::new();
+        let subscriber = Subscriber { id, kind, tx, kicked: kicked.clone() };
+        self.write().entry(channel.clone()).or_default().push(subscriber);
+        Subscription { id, channel, rx, kicked, broker: self.clone() }
+    }
+
+    /// Delivers `message` to every subscriber of its channel but its publisher, without
+    /// waiting. Returns how many subscribers it was queued for.
+    pub fn publish(&self, message: Message) -> usize {
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        let sender = match message.origin {
+            Origin::Subscriber(id) => Some(id),
+            Origin::Function { .. } => None,
+        };
+        let message = Arc::new(message);
+        let mut delivered = 0;
+        let mut slow = Vec::new();
+        {
+            let topics = self.read();
+            let Some(subscribers) = topics.get(&message.channel) else {
+                return 0;
+            };
+            for s in subscribers.iter().filter(|s| Some(s.id) != sender) {
+                match s.tx.try_send(message.clone()) {
+                    Ok(()) => delivered += 1,
+                    Err(TrySendError::Full(_)) => slow.push(s.id),
+                    Err(TrySendError::Closed(_)) => {} // unsubscribing right now
+                }
+            }
+        }
+        self.stats.delivered.fetch_add(delivered as u64, Ordering::Relaxed);
+        if !slow.is_empty() {
+            self.drop_slow(&message.channel, &slow);
+        }
+        delivered
+    }
+
+    /// How many subscribers of `kind` `channel` has.
+    pub fn subscriber_count(&self, channel: &ChannelName, kind: SubscriberKind) -> usize {
+        self.read().get(channel).map_or(0, |subs| subs.iter().filter(|s| s.kind == kind).count())
+    }
+
+    fn drop_slow(&self, channel: &ChannelName, slow: &[SubscriberId]) {
+        let mut topics = self.write();
+        let Some(subscribers) = topics.get_mut(channel) else {
+            return;
+        };
+        subscribers.retain(|s| {
+            if slow.contains(&s.id) {
+                s.kicked.cancel();
+                self.stats.slow_consumers_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(channel = %channel, subscriber = s.id.0, "slow consumer dropped: its queue was full");
+                false
+            } else {
+                true
+            }
+        });
+        if subscribers.is_empty() {
+            topics.remove(channel);
+        }
+    }
+
+    fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
+        let mut topics = self.write();
+        if let Some(subscribers) = topics.get_mut(channel) {
+            subscribers.retain(|s| s.id != id);
+            if subscribers.is_empty() {
+                topics.remove(channel);
+            }
+        }
+    }
+
+    // A panic while holding the lock cannot leave the map half-updated (each update is one
+    // call on it), so a poisoned lock is still safe to use.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ChannelName, Vec<Subscriber>>> {
+        self.topics.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ChannelName, Vec<Subscriber>>> {
+        self.topics.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Subscription {
+    /// The next message; None once the subscription was kicked as a slow consumer and its
+    /// queue is drained.
+    pub async fn recv(&mut self) -> Option<Arc<Message>> {
+        self.rx.recv().await
+    }
+
+    /// The next message if one is already queued.
+    pub fn try_recv(&mut self) -> Option<Arc<Message>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// A token cancelled when the broker drops this subscriber for being too slow.
+    pub fn kick_signal(&self) -> CancellationToken {
+        self.kicked.clone()
+    }
+
+    /// Whether the broker dropped this subscriber for being too slow.
+    pub fn is_kicked(&self) -> bool {
+        self.kicked.is_cancelled()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.broker.unsubscribe(&self.channel, self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> ChannelName {
+        ChannelName::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn publish_reaches_every_subscriber_but_the_sender() {
+        let broker = Broker::new(8);
+        let mut a = broker.subscribe(name("room"), SubscriberKind::WebSocket);
+        let mut b = broker.subscribe(name("room"), SubscriberKind::WebSocket);
+        let mut other = broker.subscribe(name("room/other"), SubscriberKind::WebSocket);
+        let msg = Message::new(name("room"), Payload::text("hi"), Origin::Subscriber(a.id));
+        assert_eq!(broker.publish(msg), 1);
+        let got = b.recv().await.unwrap();
+        assert_eq!(got.payload, Payload::text("hi"));
+        assert!(a.try_recv().is_none());
+        assert!(other.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn payloads_are_shared_not_copied() {
+        let broker = Broker::new(8);
+        let mut a = broker.subscribe(name("c"), SubscriberKind::WebSocket);
+        let mut b = broker.subscribe(name("c"), SubscriberKind::WebSocket);
+        broker.publish(Message::new(
+            name("c"),
+            Payload::binary(vec![1, 2, 3]),
+            Origin::Function { hops: 0 },
+        ));
+        let (x, y) = (a.recv().await.unwrap(), b.recv().await.unwrap());
+        assert!(Arc::ptr_eq(&x, &y));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_that_subscriber_only() {
+        let broker = Broker::new(2);
+        let slow = broker.subscribe(name("c"), SubscriberKind::WebSocket);
+        let mut fast = broker.subscribe(name("c"), SubscriberKind::WebSocket);
+        for i in 0..5 {
+            let msg =
+                Message::new(name("c"), Payload::text(i.to_string()), Origin::Function { hops: 0 });
+            broker.publish(msg);
+            assert_eq!(fast.recv().await.unwrap().payload, Payload::text(i.to_string()));
+        }
+        assert!(slow.is_kicked());
+        assert!(!fast.is_kicked());
+        assert_eq!(broker.stats.slow_consumers_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(broker.subscriber_count(&name("c"), SubscriberKind::WebSocket), 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_subscription_unsubscribes() {
+        let broker = Broker::new(2);
+        let a = broker.subscribe(name("c"), SubscriberKind::WebSocket);
+        let _f = broker.subscribe(name("c"), SubscriberKind::Function);
+        assert_eq!(broker.subscriber_count(&name("c"), SubscriberKind::WebSocket), 1);
+        drop(a);
+        assert_eq!(broker.subscriber_count(&name("c"), SubscriberKind::WebSocket), 0);
+        assert_eq!(broker.subscriber_count(&name("c"), SubscriberKind::Function), 1);
+    }
+
+    #[test]
+    fn text_payloads_must_be_utf8() {
+        assert!(Payload::text_from_bytes(bytes::Bytes::from_static(b"\xff")).is_err());
+        assert!(Payload::text_from_bytes(bytes::Bytes::from_static(b"ok")).unwrap().is_text());
+    }
+}

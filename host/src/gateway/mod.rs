@@ -1,0 +1,132 @@
+//! The WebSocket bridge: `GET /ws/channel/<name>` joins channel `<name>`.
+//!
+//! Checks happen before the upgrade, as plain HTTP answers: 400 for an invalid name, 404 when
+//! no messaging config matches it, 403 when that config does not enable the bridge, 426 for
+//! a request that is not a WebSocket handshake. The session itself is in [`session`].
+
+pub mod close_code;
+pub mod session;
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{handshake::derive_accept_key, protocol::Role},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    broker::{Broker, SubscriberKind},
+    channel_name::ChannelName,
+    config::{messaging::ChannelRules, settings::WebSocketSettings},
+    server::handler::{Body, error},
+};
+
+/// The path prefix of the bridge.
+pub const PATH_PREFIX: &str = "/ws/channel/";
+
+/// Everything the bridge needs, shared by all its sessions.
+pub struct Gateway {
+    /// Where frames are published and subscriptions made.
+    pub broker: Arc<Broker>,
+    /// Which names exist and which are bridged.
+    pub rules: Arc<ChannelRules>,
+    /// Limits.
+    pub settings: WebSocketSettings,
+    /// Cancelled on shutdown: sessions close with 1001.
+    pub shutdown: CancellationToken,
+    /// Tracks live sessions so shutdown can wait for their close handshakes.
+    pub sessions: TaskTracker,
+}
+
+impl Gateway {
+    /// Answers a request under [`PATH_PREFIX`]: an upgrade, or why not.
+    pub fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let raw = &req.uri().path()[PATH_PREFIX.len()..];
+        let name = match ChannelName::parse(raw) {
+            Ok(n) => n,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let Some(spec) = self.rules.resolve(&name) else {
+            let msg = format!("no messaging config matches channel `{name}`");
+            return error(StatusCode::NOT_FOUND, &msg);
+        };
+        if !spec.websocket {
+            let msg = format!(
+                "the WebSocket bridge is not enabled for channel `{name}` (messaging config `{}`)",
+                spec.name
+            );
+            return error(StatusCode::FORBIDDEN, &msg);
+        }
+        if req.method() != Method::GET {
+            let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket handshake is a GET");
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return resp;
+        }
+        let accept = match handshake_accept(&req) {
+            Ok(accept) => accept,
+            Err(resp) => return *resp,
+        };
+        // Subscribe before answering 101, so nothing published after the client sees the
+        // handshake complete can be missed.
+        let subscription = self.broker.subscribe(name, SubscriberKind::WebSocket);
+        let broker = self.broker.clone();
+        let settings = self.settings.clone();
+        let shutdown = self.shutdown.clone();
+        self.sessions.spawn(async move {
+            let upgraded = match hyper::upgrade::on(req).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket upgrade failed");
+                    return;
+                }
+            };
+            let config = session::websocket_config(&settings);
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            session::run(ws, subscription, broker, &settings, shutdown).await;
+        });
+        let mut resp = Response::new(Body::default());
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = resp.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        resp
+    }
+}
+
+/// Checks that `req` is a WebSocket handshake and returns its `Sec-WebSocket-Accept`.
+fn handshake_accept(req: &Request<Incoming>) -> Result<String, Box<Response<Body>>> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
+        let mut resp = error(
+            StatusCode::UPGRADE_REQUIRED,
+            "this is a WebSocket endpoint: connect with a WebSocket client",
+        );
+        resp.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        return Err(Box::new(resp));
+    }
+    if req.headers().get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
+        let mut resp = error(StatusCode::UPGRADE_REQUIRED, "unsupported WebSocket version: use 13");
+        resp.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return Err(Box::new(resp));
+    }
+    match req.headers().get(header::SEC_WEBSOCKET_KEY) {
+        Some(key) if !key.is_empty() => Ok(derive_accept_key(key.as_bytes())),
+        _ => Err(Box::new(error(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"))),
+    }
+}
