@@ -62,8 +62,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
 }
 
 /// Reads the project and compiles its functions, listing every problem of both stages.
-fn load(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(Project, App), Diagnostics> {
-    let (project, mut problems) = Project::read(dir);
+fn load(
+    dir: &std::path::Path,
+    shutdown: CancellationToken,
+    public_url: Option<String>,
+) -> Result<(Project, App), Diagnostics> {
+    let (mut project, mut problems) = Project::read(dir);
+    if public_url.is_some() {
+        project.settings.public_url = public_url;
+    }
     match App::build(&project, shutdown) {
         Ok(app) => problems.into_result((project, app)),
         Err(more) => {
@@ -74,7 +81,7 @@ fn load(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(Project, 
 }
 
 fn check(dir: &std::path::Path, shutdown: CancellationToken) -> ExitCode {
-    match load(dir, shutdown) {
+    match load(dir, shutdown, None) {
         Ok((project, app)) => {
             println!(
                 "ok: {} function(s), {} route(s), {} messaging config(s)",
@@ -97,10 +104,7 @@ async fn serve(
     public_url: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (project, mut app) = load(&dir, shutdown.clone())?;
-    if public_url.is_some() {
-        app.settings.public_url = public_url;
-    }
+    let (project, app) = load(&dir, shutdown.clone(), public_url)?;
     let addr = listen.unwrap_or(project.settings.listen);
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -110,6 +114,7 @@ async fn serve(
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{local}")?;
     stdout.flush()?;
+    app.start_triggers();
     server::run(listener, Arc::new(app), shutdown).await?;
     tracing::info!("stopped");
     Ok(())

@@ -8,6 +8,7 @@
 //! - [`runtime`]: the wasm engine, components, one fresh instance per invocation, and the
 //!   host side of the WIT imports (its only way to the broker).
 //! - [`gateway`]: the WebSocket bridge `/ws/channel/<name>`.
+//! - [`trigger`]: pubsub-triggered functions: queues, concurrency, the hop limit.
 //! - [`server`]: the HTTP listener, routing, limits and graceful shutdown.
 //! - [`cli`]: the `tern` command line.
 
@@ -18,3 +19,4 @@ pub mod config;
 pub mod gateway;
 pub mod runtime;
 pub mod server;
+pub mod trigger;

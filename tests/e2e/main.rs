@@ -5,5 +5,6 @@ mod harness;
 mod hostile_functions;
 mod http_functions;
 mod shutdown;
+mod triggers;
 mod websocket;
 mod wscat;

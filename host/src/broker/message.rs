@@ -1,7 +1,10 @@
 //! What travels through the broker: a payload of a kind, stamped with where it came from.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -60,15 +63,34 @@ impl Payload {
 pub struct SubscriberId(pub u64);
 
 /// Who published a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A WebSocket client, through its subscription: it does not get its own message back.
     Subscriber(SubscriberId),
-    /// A function invocation, `hops` publishes deep in a chain of triggered functions.
+    /// A function invocation.
     Function {
-        /// How many function publishes led to this one (0 for an HTTP-triggered function).
-        hops: u8,
+        /// The functions whose publishes led here, oldest first, this one last: its length
+        /// is the message's hop count, and it names the cycle when a loop is cut.
+        trail: Arc<[Arc<str>]>,
     },
+}
+
+impl Origin {
+    /// How many function publishes led to this message (0 for a WebSocket client's).
+    pub fn hops(&self) -> usize {
+        match self {
+            Origin::Subscriber(_) => 0,
+            Origin::Function { trail } => trail.len(),
+        }
+    }
+
+    /// The trail of functions before this message (empty for a WebSocket client's).
+    pub fn trail(&self) -> &[Arc<str>] {
+        match self {
+            Origin::Subscriber(_) => &[],
+            Origin::Function { trail } => trail,
+        }
+    }
 }
 
 /// A published message, shared (behind an `Arc`) by every subscriber it is delivered to.

@@ -48,8 +48,17 @@ pub struct BrokerStats {
     pub slow_consumers_dropped: AtomicU64,
 }
 
+/// Something told of every message published on any channel (a pub/sub trigger). `offer`
+/// runs on the publisher's path, so it must not block: queue or drop.
+pub trait Listener: Send + Sync {
+    /// Called once per published message.
+    fn offer(&self, message: &Arc<Message>);
+}
+
 /// The broker. Cheap to share: clone the `Arc`.
 pub struct Broker {
+    /// Told of every message; set once, before serving.
+    listeners: RwLock<Vec<Arc<dyn Listener>>>,
     /// Subscribers by exact channel name. Publishing takes the read lock only; subscribing,
     /// unsubscribing and dropping a slow consumer take the write lock briefly.
     topics: RwLock<HashMap<ChannelName, Vec<Subscriber>>>,
@@ -75,6 +84,7 @@ impl Broker {
     /// A broker whose subscribers may each have `queue_capacity` messages waiting.
     pub fn new(queue_capacity: usize) -> Arc<Self> {
         Arc::new(Self {
+            listeners: RwLock::new(Vec::new()),
             topics: RwLock::new(HashMap::new()),
             queue_capacity: queue_capacity.max(1),
             next_subscriber: AtomicU64::new(1),
@@ -92,8 +102,13 @@ impl Broker {
         Subscription { id, channel, rx, kicked, broker: self.clone() }
     }
 
-    /// Delivers `message` to every subscriber of its channel but its publisher, without
-    /// waiting. Returns how many subscribers it was queued for.
+    /// Adds a listener told of every message from now on.
+    pub fn add_listener(&self, listener: Arc<dyn Listener>) {
+        self.listeners.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(listener);
+    }
+
+    /// Delivers `message` to every subscriber of its channel but its publisher, and offers
+    /// it to every listener, without waiting. Returns how many subscribers it was queued for.
     pub fn publish(&self, message: Message) -> usize {
         self.stats.published.fetch_add(1, Ordering::Relaxed);
         let sender = match message.origin {
@@ -101,6 +116,11 @@ impl Broker {
             Origin::Function { .. } => None,
         };
         let message = Arc::new(message);
+        for listener in
+            self.listeners.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter()
+        {
+            listener.offer(&message);
+        }
         let mut delivered = 0;
         let mut slow = Vec::new();
         {
@@ -228,7 +248,7 @@ mod tests {
         broker.publish(Message::new(
             name("c"),
             Payload::binary(vec![1, 2, 3]),
-            Origin::Function { hops: 0 },
+            Origin::Function { trail: Arc::from([]) },
         ));
         let (x, y) = (a.recv().await.unwrap(), b.recv().await.unwrap());
         assert!(Arc::ptr_eq(&x, &y));
@@ -240,8 +260,11 @@ mod tests {
         let slow = broker.subscribe(name("c"), SubscriberKind::WebSocket);
         let mut fast = broker.subscribe(name("c"), SubscriberKind::WebSocket);
         for i in 0..5 {
-            let msg =
-                Message::new(name("c"), Payload::text(i.to_string()), Origin::Function { hops: 0 });
+            let msg = Message::new(
+                name("c"),
+                Payload::text(i.to_string()),
+                Origin::Function { trail: Arc::from([]) },
+            );
             broker.publish(msg);
             assert_eq!(fast.recv().await.unwrap().payload, Payload::text(i.to_string()));
         }

@@ -17,6 +17,10 @@ use super::{
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much linear memory an invocation may use when `execution.memory` is not set.
 pub const DEFAULT_MEMORY: u64 = 64 * 1024 * 1024;
+/// How many invocations of one pubsub-triggered function may run at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How many messages may wait for one pubsub-triggered function by default.
+pub const DEFAULT_QUEUE: usize = 1024;
 /// HTTP methods a trigger may name.
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
@@ -73,6 +77,10 @@ struct ExecutionFile {
     #[serde(default)]
     memory: Option<ByteSize>,
     #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(default)]
+    queue: Option<usize>,
+    #[serde(default)]
     #[allow(
         dead_code,
         reason = "accepted for Taubyte compatibility: tern calls the world's export"
@@ -112,6 +120,10 @@ pub struct FunctionSpec {
     pub timeout: Duration,
     /// How many bytes of linear memory one invocation may use.
     pub memory: u64,
+    /// Most invocations of this function running at once (pubsub triggers).
+    pub concurrency: usize,
+    /// Most messages waiting for this function; more are dropped and counted (pubsub triggers).
+    pub queue: usize,
     /// The component file, resolved against the YAML file's directory.
     pub source: PathBuf,
     /// Where `source` is written, for errors about the component.
@@ -132,6 +144,12 @@ pub fn parse(file: &Path, text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
         TriggerKind::Http => http_trigger(&raw.trigger, &field, &mut problems),
         TriggerKind::Pubsub => pubsub_trigger(&raw.trigger, &field, &mut problems),
     };
+    for (key, value) in [("concurrency", raw.execution.concurrency), ("queue", raw.execution.queue)]
+    {
+        if value == Some(0) {
+            problems.push(field(&["execution", key], "must be at least 1".into()));
+        }
+    }
     if raw.source.trim().is_empty() {
         problems.push(field(&["source"], "must name the function's .wasm component".into()));
     }
@@ -145,6 +163,8 @@ pub fn parse(file: &Path, text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
         trigger: trigger.unwrap_or(Trigger::Pubsub { channel: String::new() }),
         timeout: raw.execution.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
         memory: raw.execution.memory.map_or(DEFAULT_MEMORY, |m| m.0),
+        concurrency: raw.execution.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        queue: raw.execution.queue.unwrap_or(DEFAULT_QUEUE),
         source: dir.join(&raw.source),
         source_location: yaml::locate(text, &["source"]),
         trigger_location: yaml::locate(text, &["trigger", trigger_key]),

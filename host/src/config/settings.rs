@@ -50,6 +50,9 @@ pub struct PubsubSettings {
     /// Most messages one function invocation may publish; past it `publish` fails with
     /// `rate-limited`. Default 1000.
     pub max_publishes_per_invocation: u32,
+    /// How many function publishes deep a chain of pubsub-triggered functions may go; a
+    /// message past it still reaches WebSocket clients but triggers no function. Default 8.
+    pub max_hops: usize,
 }
 
 impl Default for WebSocketSettings {
@@ -64,7 +67,7 @@ impl Default for WebSocketSettings {
 
 impl Default for PubsubSettings {
     fn default() -> Self {
-        Self { subscriber_queue: 1024, max_publishes_per_invocation: 1000 }
+        Self { subscriber_queue: 1024, max_publishes_per_invocation: 1000, max_hops: 8 }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod bindings;
 pub mod component;
 pub mod engine;
+pub mod entry;
 pub mod guest_output;
 pub mod pubsub_host;
 pub mod state;
@@ -18,9 +19,10 @@ use wasmtime::{Engine, Store, component::Linker};
 
 use bindings::{
     http::{HttpFunction as HttpBindings, HttpFunctionPre},
-    types,
+    message::PubsubFunctionPre,
 };
 pub use component::LoadError;
+pub use entry::Entry;
 use pubsub_host::PubsubContext;
 use state::InvocationState;
 
@@ -49,14 +51,19 @@ pub struct FunctionRuntime {
     slots: Arc<Semaphore>,
 }
 
-/// An HTTP-triggered function, compiled and linked, ready to instantiate.
-pub struct HttpFunction {
+/// A function compiled and linked for one world, ready to instantiate.
+pub struct Function<E> {
     /// Its name (the YAML file stem), for logs and errors.
-    pub name: String,
+    pub name: Arc<str>,
     timeout: Duration,
     memory: u64,
-    pre: HttpFunctionPre<InvocationState>,
+    pre: E,
 }
+
+/// An HTTP-triggered function.
+pub type HttpFunction = Function<HttpFunctionPre<InvocationState>>;
+/// A pubsub-triggered function.
+pub type MessageFunction = Function<PubsubFunctionPre<InvocationState>>;
 
 impl FunctionRuntime {
     /// A runtime allowing `max_instances` concurrent invocations, each with up to
@@ -71,44 +78,41 @@ impl FunctionRuntime {
         Ok(Self { engine, linker, slots: Arc::new(Semaphore::new(max_instances)) })
     }
 
-    /// Compiles `spec`'s component as an HTTP function.
-    pub fn load_http(&self, spec: &FunctionSpec) -> Result<HttpFunction, LoadError> {
-        let component = component::load(&self.engine, &spec.source, component::HTTP_EXPORT)?;
+    /// Compiles `spec`'s component for the world `E` calls, checking it has the export.
+    pub fn load<E: Entry>(&self, spec: &FunctionSpec) -> Result<Function<E>, LoadError> {
+        let component = component::load(&self.engine, &spec.source, E::EXPORT)?;
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: spec.source.clone(),
             reason: format!("{e:#}"),
         };
         let pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
-        let pre = HttpFunctionPre::new(pre).map_err(link_error)?;
-        Ok(HttpFunction {
-            name: spec.name.clone(),
+        let pre = E::new(pre).map_err(link_error)?;
+        Ok(Function {
+            name: spec.name.as_str().into(),
             timeout: spec.timeout,
             memory: spec.memory,
             pre,
         })
     }
 
-    /// Runs `function` on `request` in a fresh instance.
-    pub async fn call_http(
+    /// Runs `function` on `input` in a fresh instance.
+    pub async fn call<E: Entry>(
         &self,
-        function: &HttpFunction,
-        request: types::Request,
+        function: &Function<E>,
+        input: &E::Input,
         pubsub: PubsubContext,
-    ) -> Result<types::Response, InvocationError> {
+    ) -> Result<E::Output, InvocationError> {
         // The semaphore is never closed, so acquiring only fails if it were.
         let _slot = self.slots.acquire().await.map_err(|e| InvocationError::Trap(e.to_string()))?;
         let mut store = self.new_store(function.memory, pubsub);
-        let call = async {
-            let instance = function.pre.instantiate_async(&mut store).await?;
-            instance.call_handle_http(&mut store, &request).await
-        };
-        let outcome = tokio::time::timeout(function.timeout, call).await;
+        let outcome =
+            tokio::time::timeout(function.timeout, function.pre.call(&mut store, input)).await;
         if let Some(output) = store.data().output.text() {
             tracing::info!(function = %function.name, ?output, "function output");
         }
         match outcome {
             Err(_) => Err(InvocationError::Timeout(function.timeout)),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(output)) => Ok(output),
             Ok(Err(e)) => Err(classify(&store, function.memory, e)),
         }
     }

@@ -26,6 +26,8 @@ pub struct Pubsub {
     pub max_message: usize,
     /// Most publishes per invocation.
     pub max_publishes: u32,
+    /// `ws://host` from `public_url`, for WebSocket URLs built outside an HTTP request.
+    pub public_origin: Option<Arc<str>>,
 }
 
 /// One invocation's view of pub/sub.
@@ -33,15 +35,16 @@ pub struct PubsubContext {
     shared: Arc<Pubsub>,
     /// `ws://host:port` (or `wss://...`) for WebSocket URLs; None gives a bare path.
     origin: Option<Arc<str>>,
-    /// How many function publishes led to this invocation.
-    hops: u8,
+    /// The functions whose publishes led to this invocation, this one last.
+    trail: Arc<[Arc<str>]>,
     published: u32,
 }
 
 impl PubsubContext {
-    /// The context of one invocation, `hops` function-publishes deep.
-    pub fn new(shared: Arc<Pubsub>, origin: Option<Arc<str>>, hops: u8) -> Self {
-        Self { shared, origin, hops, published: 0 }
+    /// The context of one invocation; `trail` names the functions whose publishes led to
+    /// it, ending with its own.
+    pub fn new(shared: Arc<Pubsub>, origin: Option<Arc<str>>, trail: Arc<[Arc<str>]>) -> Self {
+        Self { shared, origin, trail, published: 0 }
     }
 
     fn publish(&mut self, handle: &ChannelHandle, payload: Payload) -> Result<(), Error> {
@@ -52,7 +55,7 @@ impl PubsubContext {
             return Err(Error::RateLimited);
         }
         self.published += 1;
-        let origin = Origin::Function { hops: self.hops };
+        let origin = Origin::Function { trail: self.trail.clone() };
         self.shared.broker.publish(Message::new(handle.name.clone(), payload, origin));
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! Everything a running host serves from: the route table and the compiled functions.
+//! Everything a running host serves from: routes, compiled functions, pub/sub, triggers.
 
 use std::sync::Arc;
 
@@ -6,9 +6,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     broker::Broker,
-    config::{Diagnostic, Diagnostics, Project, Settings, Trigger, messaging::ChannelRules},
+    config::{
+        Diagnostic, Diagnostics, FunctionSpec, Project, Settings, Trigger, messaging::ChannelRules,
+    },
     gateway::Gateway,
-    runtime::{FunctionRuntime, pubsub_host::Pubsub},
+    runtime::{FunctionRuntime, LoadError, pubsub_host::Pubsub},
+    trigger::{PubsubTrigger, TriggerStats},
 };
 
 use super::router::Router;
@@ -20,17 +23,21 @@ pub struct App {
     /// HTTP routes.
     pub router: Router,
     /// Runs the functions.
-    pub runtime: FunctionRuntime,
+    pub runtime: Arc<FunctionRuntime>,
     /// What functions reach of pub/sub.
     pub pubsub: Arc<Pubsub>,
     /// The WebSocket bridge.
     pub gateway: Gateway,
+    /// Pubsub-triggered functions.
+    pub triggers: Vec<PubsubTrigger>,
+    /// Trigger dispatchers and the invocations they start, waited for on shutdown.
+    pub trigger_tasks: TaskTracker,
 }
 
 impl App {
     /// Compiles every function of `project`, or lists every problem (a component that is
     /// missing, invalid or of the wrong world), located at the function's `source` field.
-    /// `shutdown` is what WebSocket sessions watch to close with 1001.
+    /// `shutdown` is what WebSocket sessions and trigger dispatchers watch.
     pub fn build(project: &Project, shutdown: CancellationToken) -> Result<App, Diagnostics> {
         let settings = project.settings.clone();
         let broker = Broker::new(settings.pubsub.subscriber_queue);
@@ -40,10 +47,11 @@ impl App {
             rules: rules.clone(),
             max_message: usize::try_from(settings.websocket.max_message.0).unwrap_or(usize::MAX),
             max_publishes: settings.pubsub.max_publishes_per_invocation,
+            public_origin: settings.public_url.as_deref().map(websocket_origin_of),
         });
         let gateway = Gateway {
             broker,
-            rules,
+            rules: rules.clone(),
             settings: settings.websocket.clone(),
             shutdown,
             sessions: TaskTracker::new(),
@@ -53,29 +61,77 @@ impl App {
             FunctionRuntime::new(settings.http.max_concurrent_invocations, max_memory.max(1 << 20))
                 .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?;
         let mut router = Router::default();
+        let mut triggers = Vec::new();
         let mut problems = Diagnostics::default();
-        for spec in &project.functions {
-            let Trigger::Http { method, paths } = &spec.trigger else {
-                continue;
-            };
-            if !spec.source.is_file() {
-                continue; // already reported by the project's own checks
-            }
-            match runtime.load_http(spec) {
-                Ok(function) => {
+        // A component that does not exist was already reported by the project's own checks.
+        for spec in project.functions.iter().filter(|f| f.source.is_file()) {
+            let loaded = match &spec.trigger {
+                Trigger::Http { method, paths } => runtime.load(spec).map(|function| {
                     let function = Arc::new(function);
                     for path in paths {
                         router.add(method.clone(), path, function.clone());
                     }
-                }
-                Err(e) => problems.push(Diagnostic::field(
-                    &spec.file,
-                    spec.source_location,
-                    "source",
-                    e.to_string(),
-                )),
+                }),
+                Trigger::Pubsub { channel } => runtime.load(spec).map(|function| {
+                    if let Some(config) = rules.by_name(channel) {
+                        triggers.push(pubsub_trigger(spec, Arc::new(function), config));
+                    }
+                }),
+            };
+            if let Err(e) = loaded {
+                problems.push(source_problem(spec, &e));
             }
         }
-        problems.into_result(App { settings, router, runtime, pubsub, gateway })
+        problems.into_result(App {
+            settings,
+            router,
+            runtime: Arc::new(runtime),
+            pubsub,
+            gateway,
+            triggers,
+            trigger_tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Starts delivering messages to pubsub-triggered functions.
+    pub fn start_triggers(&self) {
+        for trigger in &self.triggers {
+            trigger.start(
+                self.runtime.clone(),
+                self.pubsub.clone(),
+                self.settings.pubsub.max_hops,
+                self.gateway.shutdown.clone(),
+                &self.trigger_tasks,
+            );
+        }
+        self.trigger_tasks.close();
+    }
+}
+
+fn pubsub_trigger(
+    spec: &FunctionSpec,
+    function: Arc<crate::runtime::MessageFunction>,
+    config: &crate::config::MessagingSpec,
+) -> PubsubTrigger {
+    PubsubTrigger {
+        function,
+        config: config.name.clone(),
+        matcher: config.matcher.clone(),
+        queue: spec.queue,
+        concurrency: spec.concurrency,
+        stats: Arc::new(TriggerStats::default()),
+    }
+}
+
+fn source_problem(spec: &FunctionSpec, e: &LoadError) -> Diagnostic {
+    Diagnostic::field(&spec.file, spec.source_location, "source", e.to_string())
+}
+
+/// `public_url` as the origin of WebSocket URLs: `https` becomes `wss`, `http` `ws`.
+pub fn websocket_origin_of(public_url: &str) -> Arc<str> {
+    let url = public_url.trim_end_matches('/');
+    match url.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}").into(),
+        None => format!("ws://{}", url.strip_prefix("http://").unwrap_or(url)).into(),
     }
 }

@@ -35,13 +35,13 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
             return error(StatusCode::NOT_FOUND, &format!("no route for {}", req.uri().path()));
         }
     };
-    let origin = websocket_origin(app.settings.public_url.as_deref(), &req);
+    let origin = websocket_origin(app, &req);
     let request = match read_request(req, app.settings.http.max_body.0).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let pubsub = PubsubContext::new(app.pubsub.clone(), origin, 0);
-    match app.runtime.call_http(&function, request, pubsub).await {
+    let pubsub = PubsubContext::new(app.pubsub.clone(), origin, Arc::from([function.name.clone()]));
+    match app.runtime.call(&*function, &request, pubsub).await {
         Ok(response) => into_http(&function, response),
         Err(e) => failure(&function, e),
     }
@@ -49,14 +49,9 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
 
 /// The `ws://host:port` WebSocket URLs start with: from `public_url` when set (`https`
 /// becomes `wss`), else from the request's Host header when it is a valid authority.
-fn websocket_origin(public_url: Option<&str>, req: &Request<Incoming>) -> Option<Arc<str>> {
-    if let Some(url) = public_url {
-        let url = url.trim_end_matches('/');
-        let ws = match url.strip_prefix("https://") {
-            Some(rest) => format!("wss://{rest}"),
-            None => format!("ws://{}", url.strip_prefix("http://").unwrap_or(url)),
-        };
-        return Some(ws.into());
+fn websocket_origin(app: &App, req: &Request<Incoming>) -> Option<Arc<str>> {
+    if let Some(origin) = &app.pubsub.public_origin {
+        return Some(origin.clone());
     }
     let host = req.headers().get(header::HOST)?.to_str().ok()?;
     let authority: http::uri::Authority = host.parse().ok()?;

@@ -53,9 +53,11 @@ pub async fn run(
     // WebSocket sessions live outside hyper's connections once upgraded: wait for them too.
     app.gateway.sessions.close();
     let sessions = app.gateway.sessions.clone();
+    let triggers = app.trigger_tasks.clone();
     let drained = async move {
         tracker.wait().await;
         sessions.wait().await;
+        triggers.wait().await;
     };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!("shutdown grace period over: closing the remaining connections");

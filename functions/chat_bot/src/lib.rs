@@ -1,0 +1,24 @@
+//! A chat bot triggered by every message in every chat room. It answers two commands in the
+//! room they were typed in: `/time` with the current UTC time in RFC 3339, and `/rooms`
+//! with how many clients are connected to the room.
+
+use std::time::SystemTime;
+
+use tern_sdk::pubsub::{Channel, Message};
+
+fn on_message(msg: Message) {
+    let reply = match msg.text().map(str::trim) {
+        Some("/time") => humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        Some("/rooms") => match Channel::open(msg.channel()).and_then(|c| c.subscribers()) {
+            Ok(1) => "1 client connected to this room".to_string(),
+            Ok(n) => format!("{n} clients connected to this room"),
+            Err(e) => format!("cannot count the clients of this room: {e}"),
+        },
+        _ => return,
+    };
+    if let Err(e) = Channel::open(msg.channel()).and_then(|c| c.publish_text(&reply)) {
+        eprintln!("chat_bot cannot answer in {}: {e}", msg.channel());
+    }
+}
+
+tern_sdk::pubsub_function!(on_message);

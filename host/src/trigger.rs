@@ -1,0 +1,182 @@
+//! Pub/sub triggers: a function runs once for every message published on any channel its
+//! messaging config matches.
+//!
+//! Delivery never blocks publishers: each function has a bounded queue (`execution.queue`)
+//! drained by a dispatcher that runs at most `execution.concurrency` invocations at once.
+//! What does not fit is dropped and counted. A message `pubsub.max_hops` function publishes
+//! deep is not delivered to functions again, which is what stops a function that publishes
+//! to its own trigger channel.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use tokio::sync::{Semaphore, mpsc, mpsc::error::TrySendError};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    broker::{Listener, Message},
+    config::ChannelMatcher,
+    runtime::{
+        FunctionRuntime, MessageFunction,
+        bindings::types,
+        pubsub_host::{Pubsub, PubsubContext},
+    },
+};
+
+/// Counters of one trigger, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct TriggerStats {
+    /// Messages queued for the function.
+    pub queued: AtomicU64,
+    /// Messages dropped because the function's queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Messages not delivered because they were past the hop limit.
+    pub dropped_hop_limit: AtomicU64,
+    /// Invocations that trapped, timed out or ran out of memory.
+    pub failed: AtomicU64,
+}
+
+/// A pubsub-triggered function and what decides which messages reach it.
+pub struct PubsubTrigger {
+    /// The function.
+    pub function: Arc<MessageFunction>,
+    /// The messaging config it is triggered by, by name.
+    pub config: String,
+    /// That config's matcher.
+    pub matcher: ChannelMatcher,
+    /// `execution.queue`.
+    pub queue: usize,
+    /// `execution.concurrency`.
+    pub concurrency: usize,
+    /// What happened so far.
+    pub stats: Arc<TriggerStats>,
+}
+
+/// The broker side of a trigger: filters and queues, never blocks.
+struct TriggerQueue {
+    function: Arc<str>,
+    matcher: ChannelMatcher,
+    max_hops: usize,
+    tx: mpsc::Sender<Arc<Message>>,
+    stats: Arc<TriggerStats>,
+}
+
+impl Listener for TriggerQueue {
+    fn offer(&self, message: &Arc<Message>) {
+        if self.matcher.specificity(&message.channel).is_none() {
+            return;
+        }
+        let trail = message.origin.trail();
+        if trail.len() >= self.max_hops {
+            self.stats.dropped_hop_limit.fetch_add(1, Ordering::Relaxed);
+            let cycle: Vec<&str> = trail.iter().map(|f| &**f).collect();
+            tracing::warn!(
+                function = %self.function,
+                channel = %message.channel,
+                hops = trail.len(),
+                cycle = %cycle.join(" -> "),
+                "hop limit reached: message not delivered to functions",
+            );
+            return;
+        }
+        match self.tx.try_send(message.clone()) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                let dropped = self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+                // Every drop is counted; the log says so at 1, 2, 4, 8... to stay readable.
+                if dropped.is_power_of_two() {
+                    tracing::warn!(
+                        function = %self.function,
+                        channel = %message.channel,
+                        dropped,
+                        "function queue full: message dropped",
+                    );
+                }
+            }
+            Err(TrySendError::Closed(_)) => {} // shutting down
+        }
+    }
+}
+
+impl PubsubTrigger {
+    /// Registers this trigger with the broker and starts its dispatcher, which runs until
+    /// `shutdown`; invocations in flight are tracked by `tracker`.
+    pub fn start(
+        &self,
+        runtime: Arc<FunctionRuntime>,
+        pubsub: Arc<Pubsub>,
+        max_hops: usize,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        let (tx, mut rx) = mpsc::channel::<Arc<Message>>(self.queue);
+        pubsub.broker.add_listener(Arc::new(TriggerQueue {
+            function: self.function.name.clone(),
+            matcher: self.matcher.clone(),
+            max_hops,
+            tx,
+            stats: self.stats.clone(),
+        }));
+        let function = self.function.clone();
+        let stats = self.stats.clone();
+        let running = Arc::new(Semaphore::new(self.concurrency));
+        let invocations = tracker.clone();
+        tracker.spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    message = rx.recv() => match message {
+                        Some(m) => m,
+                        None => break,
+                    },
+                };
+                let permit = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    permit = running.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let (runtime, pubsub, function, stats) =
+                    (runtime.clone(), pubsub.clone(), function.clone(), stats.clone());
+                invocations.spawn(async move {
+                    invoke(&runtime, pubsub, &function, &message, &stats).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+}
+
+async fn invoke(
+    runtime: &FunctionRuntime,
+    pubsub: Arc<Pubsub>,
+    function: &MessageFunction,
+    message: &Message,
+    stats: &TriggerStats,
+) {
+    let mut trail: Vec<Arc<str>> = message.origin.trail().to_vec();
+    trail.push(function.name.clone());
+    let origin = pubsub.public_origin.clone();
+    let context = PubsubContext::new(pubsub, origin, trail.into());
+    let input = types::Message {
+        channel: message.channel.to_string(),
+        data: message.payload.bytes().to_vec(),
+        binary: !message.payload.is_text(),
+        id: message.id,
+        published_at_ms: message.published_at_ms,
+    };
+    if let Err(e) = runtime.call(function, &input, context).await {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            function = %function.name,
+            channel = %message.channel,
+            error = %e,
+            "message handler failed",
+        );
+    }
+}
