@@ -104,6 +104,11 @@ async fn serve(
     public_url: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    if let Some(url) = &public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        anyhow::bail!("--public-url `{url}` must start with http:// or https://");
+    }
     let (project, app) = load(&dir, shutdown.clone(), public_url)?;
     let addr = listen.unwrap_or(project.settings.listen);
     let listener =
