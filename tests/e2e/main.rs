@@ -4,6 +4,7 @@ mod check;
 mod harness;
 mod hostile_functions;
 mod http_functions;
+mod limits;
 mod shutdown;
 mod triggers;
 mod websocket;

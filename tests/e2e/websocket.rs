@@ -177,3 +177,22 @@ async fn idle_clients_are_pinged_and_kept_open() {
     talker.send(Message::text("still there?")).await.unwrap();
     assert_eq!(ws_next_text(&mut idle).await, "still there?");
 }
+
+#[tokio::test]
+async fn a_client_ping_gets_a_pong_with_the_same_payload() {
+    let tern = Tern::serve(&repo().join("examples/chat"));
+    let mut ws = ws_connect(&room_url(&tern, "ping").await).await;
+    ws.send(Message::Ping(Bytes::from_static(b"are you there"))).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut ws))
+            .await
+            .expect("no pong within 10 s")
+            .expect("connection ended")
+            .expect("WebSocket error");
+        if let Message::Pong(payload) = frame {
+            assert_eq!(payload, Bytes::from_static(b"are you there"));
+            break;
+        }
+    }
+}

@@ -38,6 +38,11 @@ pub struct WebSocketSettings {
     pub ping_interval: HumanDuration,
     /// How long a write to a client may take before it is dropped. Default 10s.
     pub write_timeout: HumanDuration,
+    /// Most messages one client may send per second (a burst of as many is allowed); past
+    /// it the client is closed with 1008. Default 1000.
+    pub max_messages_per_second: u32,
+    /// Most WebSocket clients connected at once; more get 503 before the upgrade. Default 10000.
+    pub max_connections: usize,
 }
 
 /// Limits of the pub/sub layer.
@@ -61,6 +66,8 @@ impl Default for WebSocketSettings {
             max_message: ByteSize(1024 * 1024),
             ping_interval: HumanDuration(Duration::from_secs(30)),
             write_timeout: HumanDuration(Duration::from_secs(10)),
+            max_messages_per_second: 1000,
+            max_connections: 10_000,
         }
     }
 }
@@ -85,6 +92,13 @@ pub struct HttpSettings {
     pub shutdown_grace: HumanDuration,
     /// Most invocations running at once across all functions; more wait their turn. Default 1000.
     pub max_concurrent_invocations: usize,
+    /// Largest request head (request line and headers); larger gets 431. Default 64 KiB,
+    /// at least 8 KiB.
+    pub max_header_size: ByteSize,
+    /// Most headers in a request; more gets 431. Default 100.
+    pub max_headers: usize,
+    /// Largest response body a function may return; larger becomes a 500. Default 10 MiB.
+    pub max_response_body: ByteSize,
 }
 
 impl Default for Settings {
@@ -107,6 +121,9 @@ impl Default for HttpSettings {
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             max_concurrent_invocations: 1000,
+            max_header_size: ByteSize(64 * 1024),
+            max_headers: 100,
+            max_response_body: ByteSize(10 * 1024 * 1024),
         }
     }
 }
@@ -121,12 +138,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, Diagnostic> {
         ("http", "max_connections", settings.http.max_connections),
         ("http", "max_concurrent_invocations", settings.http.max_concurrent_invocations),
         ("pubsub", "subscriber_queue", settings.pubsub.subscriber_queue),
+        ("http", "max_headers", settings.http.max_headers),
+        ("websocket", "max_connections", settings.websocket.max_connections),
+        (
+            "websocket",
+            "max_messages_per_second",
+            settings.websocket.max_messages_per_second as usize,
+        ),
     ] {
         if value == 0 {
             let at = yaml::locate(text, &[section, key]);
             let field = format!("{section}.{key}");
             return Err(Diagnostic::field(file, at, field, "must be at least 1"));
         }
+    }
+    if settings.http.max_header_size.0 < 8192 {
+        let at = yaml::locate(text, &["http", "max_header_size"]);
+        let msg = format!("{} is too small: at least 8 KiB", settings.http.max_header_size);
+        return Err(Diagnostic::field(file, at, "http.max_header_size", msg));
     }
     if let Some(url) = &settings.public_url
         && !(url.starts_with("http://") || url.starts_with("https://"))

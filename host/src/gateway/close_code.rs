@@ -10,7 +10,7 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 /// A text frame was not valid UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
 /// A policy was violated: the client read too slowly and its queue overflowed, sent
-/// faster than its rate limit, or stopped answering pings.
+/// faster than `websocket.max_messages_per_second`, or stopped answering pings.
 pub const POLICY_VIOLATION: u16 = 1008;
 /// A frame or message was larger than `websocket.max_message`.
 pub const MESSAGE_TOO_BIG: u16 = 1009;

@@ -5,9 +5,12 @@
 //! a request that is not a WebSocket handshake. The session itself is in [`session`].
 
 pub mod close_code;
+pub mod rate_limit;
 pub mod session;
 
 use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -40,6 +43,8 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// Tracks live sessions so shutdown can wait for their close handshakes.
     pub sessions: TaskTracker,
+    /// One permit per connected client, `websocket.max_connections` in all.
+    pub slots: Arc<Semaphore>,
 }
 
 impl Gateway {
@@ -70,6 +75,13 @@ impl Gateway {
             Ok(accept) => accept,
             Err(resp) => return *resp,
         };
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            let msg = format!(
+                "too many WebSocket clients (websocket.max_connections = {})",
+                self.settings.max_connections
+            );
+            return error(StatusCode::SERVICE_UNAVAILABLE, &msg);
+        };
         // Subscribe before answering 101, so nothing published after the client sees the
         // handshake complete can be missed.
         let subscription = self.broker.subscribe(name, SubscriberKind::WebSocket);
@@ -92,6 +104,7 @@ impl Gateway {
             )
             .await;
             session::run(ws, subscription, broker, &settings, shutdown).await;
+            drop(slot);
         });
         let mut resp = Response::new(Body::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

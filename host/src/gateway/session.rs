@@ -18,7 +18,7 @@ use tokio_tungstenite::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::close_code;
+use super::{close_code, rate_limit::TokenBucket};
 use crate::{
     broker::{Broker, Message, Origin, Payload, Subscription},
     config::settings::WebSocketSettings,
@@ -58,6 +58,7 @@ pub async fn run<S>(
     let mut last_heard = Instant::now();
     let channel = subscription.channel.clone();
     let kicked = subscription.kick_signal();
+    let mut bucket = TokenBucket::new(settings.max_messages_per_second, std::time::Instant::now());
     let close = loop {
         tokio::select! {
             biased;
@@ -67,6 +68,10 @@ pub async fn run<S>(
             }
             frame = stream.next() => {
                 last_heard = Instant::now();
+                let is_data = matches!(frame, Some(Ok(Frame::Text(_) | Frame::Binary(_))));
+                if is_data && !bucket.take(std::time::Instant::now()) {
+                    break Some((close_code::POLICY_VIOLATION, "rate limit exceeded"));
+                }
                 match frame {
                     None => break None,
                     Some(Ok(Frame::Text(text))) => {

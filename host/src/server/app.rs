@@ -55,6 +55,7 @@ impl App {
             settings: settings.websocket.clone(),
             shutdown,
             sessions: TaskTracker::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(settings.websocket.max_connections)),
         };
         let max_memory = project.functions.iter().map(|f| f.memory).max().unwrap_or(0);
         let runtime =

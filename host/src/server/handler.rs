@@ -42,7 +42,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     };
     let pubsub = PubsubContext::new(app.pubsub.clone(), origin, Arc::from([function.name.clone()]));
     match app.runtime.call(&*function, &request, pubsub).await {
-        Ok(response) => into_http(&function, response),
+        Ok(response) => into_http(&function, response, app.settings.http.max_response_body.0),
         Err(e) => failure(&function, e),
     }
 }
@@ -99,11 +99,15 @@ async fn read_request(
 }
 
 /// Turns a function's response into an HTTP one, or a 500 saying what was invalid.
-fn into_http(function: &HttpFunction, response: types::Response) -> Response<Body> {
+fn into_http(function: &HttpFunction, response: types::Response, max_body: u64) -> Response<Body> {
     let invalid = |what: String| {
         tracing::warn!(function = %function.name, problem = %what, "function returned an invalid response");
         error(StatusCode::INTERNAL_SERVER_ERROR, &format!("function `{}` {what}", function.name))
     };
+    if response.body.len() as u64 > max_body {
+        let len = response.body.len();
+        return invalid(format!("returned a body of {len} bytes, over the limit of {max_body}"));
+    }
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return invalid(format!("returned invalid status {}", response.status));
     };
