@@ -39,7 +39,7 @@ pub struct WebSocketSettings {
     /// How long a write to a client may take before it is dropped. Default 10s.
     pub write_timeout: HumanDuration,
     /// Most messages one client may send per second (a burst of as many is allowed); past
-    /// it the client is closed with 1008. Default 1000.
+    /// it the client is closed with 1008. Default 10000.
     pub max_messages_per_second: u32,
     /// Most WebSocket clients connected at once; more get 503 before the upgrade. Default 10000.
     pub max_connections: usize,
@@ -66,7 +66,7 @@ impl Default for WebSocketSettings {
             max_message: ByteSize(1024 * 1024),
             ping_interval: HumanDuration(Duration::from_secs(30)),
             write_timeout: HumanDuration(Duration::from_secs(10)),
-            max_messages_per_second: 1000,
+            max_messages_per_second: 10_000,
             max_connections: 10_000,
         }
     }
