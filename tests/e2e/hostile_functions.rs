@@ -93,3 +93,18 @@ async fn futures_statuses(
     }
     out
 }
+
+#[tokio::test]
+async fn a_function_publishing_in_a_tight_loop_is_capped_per_invocation() {
+    let project = TestProject::new()
+        .messaging("flood", "channel: { match: flood }\n")
+        .settings("pubsub:\n  max_publishes_per_invocation: 500\n")
+        .http("publisher", "GET", "/publish-loop", "hostile", "timeout: 5s");
+    let tern = Tern::serve(project.path());
+    let resp = client().get(tern.url("/publish-loop")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "published 500, then: too many messages published in this invocation"
+    );
+}

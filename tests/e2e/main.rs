@@ -5,6 +5,7 @@ mod harness;
 mod hostile_functions;
 mod http_functions;
 mod limits;
+mod raw_frames;
 mod shutdown;
 mod triggers;
 mod websocket;

@@ -30,3 +30,16 @@ async fn sigint_stops_an_idle_host_with_exit_0_and_refuses_new_connections() {
     assert_eq!(status.code(), Some(0));
     assert!(std::net::TcpStream::connect(tern.addr).is_err(), "still accepting after exit");
 }
+
+#[tokio::test]
+async fn websocket_clients_get_1001_at_sigterm_and_tern_exits_0() {
+    let mut tern = Tern::serve(&repo().join("examples/chat"));
+    let url = crate::harness::room_url(&tern, "bye").await;
+    let mut a = crate::harness::ws_connect(&url).await;
+    let mut b = crate::harness::ws_connect(&url).await;
+    tern.signal("TERM");
+    assert_eq!(crate::harness::ws_close_code(&mut a).await, 1001);
+    assert_eq!(crate::harness::ws_close_code(&mut b).await, 1001);
+    let status = tern.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "logs:\n{}", tern.logs());
+}
