@@ -229,6 +229,20 @@ impl Tern {
     }
 }
 
+impl Tern {
+    /// Its resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+}
+
 impl Drop for Tern {
     fn drop(&mut self) {
         let _ = self.child.kill();

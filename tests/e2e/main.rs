@@ -7,6 +7,7 @@ mod http_functions;
 mod limits;
 mod raw_frames;
 mod shutdown;
+mod storm;
 mod triggers;
 mod websocket;
 mod wscat;

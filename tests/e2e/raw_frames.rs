@@ -13,12 +13,13 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::harness::{Tern, TestProject, room_url, ws_connect, ws_next_text};
 
 /// A WebSocket client that writes raw frames.
-struct RawClient {
+pub struct RawClient {
     stream: TcpStream,
 }
 
 impl RawClient {
-    fn connect(tern: &Tern, path: &str) -> Self {
+    /// Completes a WebSocket handshake on `path`.
+    pub fn connect(tern: &Tern, path: &str) -> Self {
         let mut stream = TcpStream::connect(tern.addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let handshake = format!(
@@ -38,7 +39,7 @@ impl RawClient {
     }
 
     /// Writes one masked frame (client frames must be masked).
-    fn send(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+    pub fn send(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
         let mut frame = vec![(u8::from(fin) << 7) | opcode];
         let len = payload.len();
         if len < 126 {
@@ -58,7 +59,7 @@ impl RawClient {
     }
 
     /// Reads frames until a close frame and returns its code.
-    fn close_code(&mut self) -> u16 {
+    pub fn close_code(&mut self) -> u16 {
         loop {
             let mut head = [0u8; 2];
             self.stream.read_exact(&mut head).expect("a close frame before the connection ends");
@@ -85,9 +86,9 @@ impl RawClient {
     }
 }
 
-const TEXT: u8 = 1;
+pub const TEXT: u8 = 1;
 const CONTINUATION: u8 = 0;
-const PING: u8 = 9;
+pub const PING: u8 = 9;
 
 fn project() -> TestProject {
     TestProject::from_example("chat").settings("websocket:\n  max_message: 1KiB\n")
