@@ -6,7 +6,7 @@ use crate::harness::{Tern, TestProject, client};
 
 fn hostile_project() -> TestProject {
     let limits = "timeout: 500ms, memory: 16MiB";
-    ["loop", "oom", "trap", "panic", "counter", "bad-status", "bad-header"]
+    ["loop", "oom", "trap", "panic", "stack", "counter", "bad-status", "bad-header"]
         .iter()
         .fold(TestProject::new(), |p, path| {
             p.http(&path.replace('-', "_"), "GET", &format!("/{path}"), "hostile", limits)
@@ -52,6 +52,19 @@ async fn traps_and_panics_get_500_and_the_panic_message_is_logged() {
 }
 
 #[tokio::test]
+async fn unbounded_recursion_gets_500() {
+    let project = hostile_project();
+    let tern = Tern::serve(project.path());
+    let resp = client().get(tern.url("/stack")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    let body = resp.text().await.unwrap();
+    // The guest's shadow stack lives in its linear memory: overflowing it runs off the
+    // bottom of that memory.
+    assert!(body.contains("function `stack` failed: wasm trap"), "{body}");
+    tern.wait_for_log("function=stack error=failed");
+}
+
+#[tokio::test]
 async fn invalid_responses_get_500_saying_what_was_wrong() {
     let project = hostile_project();
     let tern = Tern::serve(project.path());
@@ -68,7 +81,7 @@ async fn good_requests_are_served_while_hostile_ones_run() {
     let project = hostile_project();
     let tern = Tern::serve(project.path());
     let client = client();
-    let hostile: Vec<_> = ["/loop", "/loop", "/oom", "/trap", "/panic"]
+    let hostile: Vec<_> = ["/loop", "/loop", "/oom", "/trap", "/panic", "/stack"]
         .into_iter()
         .map(|p| tokio::spawn(client.get(tern.url(p)).send()))
         .collect();
@@ -78,7 +91,7 @@ async fn good_requests_are_served_while_hostile_ones_run() {
         assert_eq!(resp.text().await.unwrap(), format!("hello, n{i}"));
     }
     let statuses: Vec<u16> = futures_statuses(hostile).await;
-    assert_eq!(statuses, [504, 504, 500, 500, 500]);
+    assert_eq!(statuses, [504, 504, 500, 500, 500, 500]);
     // And once they are over, the host still answers.
     let resp = client.get(tern.url("/counter")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "1");

@@ -122,3 +122,26 @@ async fn websocket_clients_past_the_maximum_get_503() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_maximum_wait_their_turn() {
+    let project = TestProject::new().settings("http:\n  max_connections: 2\n").http(
+        "hello",
+        "GET",
+        "/hello",
+        "hello",
+        "timeout: 5s",
+    );
+    let tern = Tern::serve(project.path());
+    let idle1 = TcpStream::connect(tern.addr).unwrap();
+    let idle2 = TcpStream::connect(tern.addr).unwrap();
+    let url = tern.url("/hello?name=third");
+    let third = tokio::spawn(async move { client().get(url).send().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "a third connection was served past the limit of 2");
+    drop(idle1);
+    let resp =
+        tokio::time::timeout(Duration::from_secs(10), third).await.unwrap().unwrap().unwrap();
+    assert_eq!(resp.text().await.unwrap(), "hello, third");
+    drop(idle2);
+}
