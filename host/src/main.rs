@@ -13,6 +13,9 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("TERN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Its own report of a failed write is an eprintln!, which panics when stderr is gone
+        // (a closed pipe): a host must keep serving, and shut down, without its log.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -38,9 +41,11 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    // Cancel before logging: nothing the log does may stand in the way of shutting down.
     shutdown.cancel();
+    tracing::info!("{name}: shutting down");
 }

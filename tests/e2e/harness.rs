@@ -139,7 +139,9 @@ impl Tern {
 
     /// Serves `dir` with extra command-line arguments.
     pub fn serve_with(dir: &Path, extra: &[&str]) -> Tern {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
+        kill_with_parent(&mut command);
+        let mut child = command
             .arg("serve")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])
@@ -247,6 +249,21 @@ impl Drop for Tern {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Makes the child die with the test thread that started it, so a test killed from outside
+/// (a timeout, Ctrl-C) leaves no `tern` behind; `Drop` covers every other ending.
+fn kill_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

@@ -43,3 +43,48 @@ async fn websocket_clients_get_1001_at_sigterm_and_tern_exits_0() {
     let status = tern.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "logs:\n{}", tern.logs());
 }
+
+#[tokio::test]
+async fn a_closed_stderr_neither_stops_serving_nor_blocks_shutdown() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+    };
+    let project = TestProject::new().http("trap", "GET", "/trap", "hostile", "timeout: 5s").http(
+        "hello",
+        "GET",
+        "/hello",
+        "hello",
+        "timeout: 5s",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("serve")
+        .arg(project.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take()); // whoever read the logs went away
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    // A failing invocation logs a warning, into the closed pipe.
+    let resp = client().get(format!("{base}/trap")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    let resp = client().get(format!("{base}/hello?name=again")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "hello, again");
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tern did not exit after SIGTERM with its stderr closed");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
