@@ -19,3 +19,5 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 log "cargo test"
 cargo test --release --workspace
+
+scripts/fuzz.sh
