@@ -15,9 +15,14 @@ use crate::harness::{
     ws_refusal,
 };
 
+/// A project serving `hello` on `GET /hello`, with `settings` as its tern.yaml.
+fn hello_project(settings: &str) -> TestProject {
+    TestProject::new().settings(settings).http("hello", "GET", "/hello", "hello", "timeout: 5s")
+}
+
 #[tokio::test]
 async fn oversized_headers_get_431() {
-    let project = TestProject::new().http("hello", "GET", "/hello", "hello", "timeout: 5s");
+    let project = hello_project("");
     let tern = Tern::serve(project.path());
     let big = "a".repeat(100 * 1024);
     let request = format!("GET /hello?name=x HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n");
@@ -33,7 +38,7 @@ async fn oversized_headers_get_431() {
 
 #[tokio::test]
 async fn garbage_gets_400_and_the_connection_closes() {
-    let project = TestProject::new().http("hello", "GET", "/hello", "hello", "timeout: 5s");
+    let project = hello_project("");
     let tern = Tern::serve(project.path());
     let answer = raw_http(tern.addr, b"\x16\x03\x01 NOT HTTP AT ALL\r\n\r\nGET / HTTP/1.1\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
@@ -42,13 +47,7 @@ async fn garbage_gets_400_and_the_connection_closes() {
 
 #[tokio::test]
 async fn a_client_slow_to_send_its_headers_is_disconnected() {
-    let project = TestProject::new().settings("http:\n  header_read_timeout: 500ms\n").http(
-        "hello",
-        "GET",
-        "/hello",
-        "hello",
-        "timeout: 5s",
-    );
+    let project = hello_project("http:\n  header_read_timeout: 500ms\n");
     let tern = Tern::serve(project.path());
     let mut slow = TcpStream::connect(tern.addr).unwrap();
     slow.write_all(b"GET /hello?name=x HTTP/1.1\r\nhost: x\r\n").unwrap();
@@ -125,13 +124,7 @@ async fn websocket_clients_past_the_maximum_get_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_maximum_wait_their_turn() {
-    let project = TestProject::new().settings("http:\n  max_connections: 2\n").http(
-        "hello",
-        "GET",
-        "/hello",
-        "hello",
-        "timeout: 5s",
-    );
+    let project = hello_project("http:\n  max_connections: 2\n");
     let tern = Tern::serve(project.path());
     let idle1 = TcpStream::connect(tern.addr).unwrap();
     let idle2 = TcpStream::connect(tern.addr).unwrap();
