@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Diagnostics, Project},
+    runtime::cache::ComponentCache,
     server::{self, App},
 };
 
@@ -34,20 +35,55 @@ pub enum Command {
         /// The origin clients reach this host at, for WebSocket URLs; overrides tern.yaml.
         #[arg(long)]
         public_url: Option<String>,
+        /// Where compiled components are kept between runs.
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Check a project without serving it: exit 0, or 1 listing every problem.
     Check {
         /// The project directory.
         dir: PathBuf,
+        /// Where compiled components are kept between runs.
+        #[command(flatten)]
+        cache: CacheArgs,
     },
+}
+
+/// The precompiled-component cache options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheArgs {
+    /// Directory of precompiled components [default: $XDG_CACHE_HOME/tern or ~/.cache/tern].
+    #[arg(long, env = "TERN_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component at start and keep nothing on disk (wins over --cache-dir).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache to use, if any. One that cannot be created is reported and skipped: a
+    /// read-only home directory costs start-up time, not the start.
+    fn open(&self) -> Option<ComponentCache> {
+        if self.no_cache {
+            return None;
+        }
+        let dir = self.cache_dir.clone().or_else(ComponentCache::default_dir)?;
+        match ComponentCache::open(&dir) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot use the component cache; compiling every component");
+                None
+            }
+        }
+    }
 }
 
 /// Runs the command; `shutdown` is cancelled on SIGINT/SIGTERM.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     match cli.command {
-        Command::Check { dir } => check(&dir, shutdown),
-        Command::Serve { dir, listen, public_url } => {
-            match serve(dir, listen, public_url, shutdown).await {
+        Command::Check { dir, cache } => check(&dir, cache.open(), shutdown),
+        Command::Serve { dir, listen, public_url, cache } => {
+            match serve(dir, listen, public_url, cache.open(), shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     match e.downcast_ref::<Diagnostics>() {
@@ -66,12 +102,13 @@ fn load(
     dir: &std::path::Path,
     shutdown: CancellationToken,
     public_url: Option<String>,
+    cache: Option<ComponentCache>,
 ) -> Result<(Project, App), Diagnostics> {
     let (mut project, mut problems) = Project::read(dir);
     if public_url.is_some() {
         project.settings.public_url = public_url;
     }
-    match App::build(&project, shutdown) {
+    match App::build(&project, cache, shutdown) {
         Ok(app) => problems.into_result((project, app)),
         Err(more) => {
             problems.0.extend(more.0);
@@ -80,8 +117,12 @@ fn load(
     }
 }
 
-fn check(dir: &std::path::Path, shutdown: CancellationToken) -> ExitCode {
-    match load(dir, shutdown, None) {
+fn check(
+    dir: &std::path::Path,
+    cache: Option<ComponentCache>,
+    shutdown: CancellationToken,
+) -> ExitCode {
+    match load(dir, shutdown, None, cache) {
         Ok((project, app)) => {
             println!(
                 "ok: {} function(s), {} route(s), {} messaging config(s)",
@@ -102,6 +143,7 @@ async fn serve(
     dir: PathBuf,
     listen: Option<SocketAddr>,
     public_url: Option<String>,
+    cache: Option<ComponentCache>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     if let Some(url) = &public_url
@@ -109,7 +151,7 @@ async fn serve(
     {
         anyhow::bail!("--public-url `{url}` must start with http:// or https://");
     }
-    let (project, app) = load(&dir, shutdown.clone(), public_url)?;
+    let (project, app) = load(&dir, shutdown.clone(), public_url, cache)?;
     let addr = listen.unwrap_or(project.settings.listen);
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -8,9 +8,14 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = tern::cli::Cli::parse();
+    // `check` prints its verdict; its progress is noise unless asked for.
+    let default_level = match cli.command {
+        tern::cli::Command::Check { .. } => "warn",
+        tern::cli::Command::Serve { .. } => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("TERN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("TERN_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         // Its own report of a failed write is an eprintln!, which panics when stderr is gone

@@ -35,6 +35,12 @@ pub fn guests() -> &'static Path {
     })
 }
 
+/// The component cache every test host shares (tests that check the cache pass their own
+/// `--cache-dir`), inside `target/` so that test runs leave nothing elsewhere.
+pub fn cache_dir() -> PathBuf {
+    repo().join("target/tern-e2e-cache")
+}
+
 /// The path of a built component, e.g. `wasm("hello")`.
 pub fn wasm(name: &str) -> PathBuf {
     let path = guests().join(format!("{name}.wasm"));
@@ -147,6 +153,7 @@ impl Tern {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("TERN_LOG", "info")
+            .env("TERN_CACHE_DIR", cache_dir())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -271,6 +278,7 @@ fn kill_with_parent(command: &mut Command) {
 pub fn tern_cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tern"))
         .args(args)
+        .env("TERN_CACHE_DIR", cache_dir())
         .current_dir(cwd)
         .output()
         .expect("run tern");

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `tern` binary, real compiled functions, real clients.
 
+mod cache;
 mod check;
 mod harness;
 mod hostile_functions;

@@ -7,6 +7,8 @@ use wasmtime::{
     component::{Component, types::ComponentItem},
 };
 
+use super::cache::{ComponentCache, Origin};
+
 /// The first 8 bytes of a component (magic, then the component-model layer and version).
 const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 /// The first 8 bytes of a core wasm module.
@@ -88,12 +90,14 @@ pub const MESSAGE_EXPORT: RequiredExport = RequiredExport {
     macro_name: "pubsub_function",
 };
 
-/// Reads and compiles `path`, checking that it exports `required` as a function.
+/// Reads and compiles `path` (through `cache` when there is one), checking that it exports
+/// `required` as a function.
 pub fn load(
     engine: &Engine,
+    cache: Option<&ComponentCache>,
     path: &Path,
     required: RequiredExport,
-) -> Result<Component, LoadError> {
+) -> Result<(Component, Origin), LoadError> {
     let bytes = std::fs::read(path)
         .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
     match bytes.get(..8) {
@@ -106,8 +110,14 @@ pub fn load(
             return Err(LoadError::NotWasm { path: path.to_path_buf() });
         }
     }
-    let component = Component::new(engine, &bytes)
-        .map_err(|e| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") })?;
+    let invalid = |e: wasmtime::Error| LoadError::Invalid {
+        path: path.to_path_buf(),
+        reason: format!("{e:#}"),
+    };
+    let (component, origin) = match cache {
+        Some(cache) => cache.load(engine, &bytes).map_err(invalid)?,
+        None => (Component::new(engine, &bytes).map_err(invalid)?, Origin::Compiled),
+    };
     let ty = component.component_type();
     let exports: Vec<(String, bool)> = ty
         .exports(engine)
@@ -123,5 +133,5 @@ pub fn load(
             found: if found.is_empty() { "nothing".into() } else { found.join(", ") },
         });
     }
-    Ok(component)
+    Ok((component, origin))
 }

@@ -5,6 +5,7 @@
 //! greedy guest costs only its own request.
 
 pub mod bindings;
+pub mod cache;
 pub mod component;
 pub mod engine;
 pub mod entry;
@@ -49,6 +50,7 @@ pub struct FunctionRuntime {
     /// Bounds live instances to the pooling allocator's capacity: callers past it wait here
     /// instead of failing to allocate.
     slots: Arc<Semaphore>,
+    cache: Option<cache::ComponentCache>,
 }
 
 /// A function compiled and linked for one world, ready to instantiate.
@@ -67,20 +69,27 @@ pub type MessageFunction = Function<PubsubFunctionPre<InvocationState>>;
 
 impl FunctionRuntime {
     /// A runtime allowing `max_instances` concurrent invocations, each with up to
-    /// `max_memory` bytes of linear memory.
-    pub fn new(max_instances: usize, max_memory: u64) -> anyhow::Result<Self> {
+    /// `max_memory` bytes of linear memory, keeping compiled components in `cache`.
+    pub fn new(
+        max_instances: usize,
+        max_memory: u64,
+        cache: Option<cache::ComponentCache>,
+    ) -> anyhow::Result<Self> {
         let instances = u32::try_from(max_instances).unwrap_or(u32::MAX);
         let engine = engine::build(instances, max_memory)?;
         engine::start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         HttpBindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Self { engine, linker, slots: Arc::new(Semaphore::new(max_instances)) })
+        Ok(Self { engine, linker, slots: Arc::new(Semaphore::new(max_instances)), cache })
     }
 
     /// Compiles `spec`'s component for the world `E` calls, checking it has the export.
     pub fn load<E: Entry>(&self, spec: &FunctionSpec) -> Result<Function<E>, LoadError> {
-        let component = component::load(&self.engine, &spec.source, E::EXPORT)?;
+        let started = std::time::Instant::now();
+        let (component, origin) =
+            component::load(&self.engine, self.cache.as_ref(), &spec.source, E::EXPORT)?;
+        tracing::info!(function = %spec.name, from = %origin, elapsed = ?started.elapsed(), "component loaded");
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: spec.source.clone(),
             reason: format!("{e:#}"),

@@ -10,7 +10,7 @@ use crate::{
         Diagnostic, Diagnostics, FunctionSpec, Project, Settings, Trigger, messaging::ChannelRules,
     },
     gateway::Gateway,
-    runtime::{FunctionRuntime, LoadError, pubsub_host::Pubsub},
+    runtime::{FunctionRuntime, LoadError, cache::ComponentCache, pubsub_host::Pubsub},
     trigger::{PubsubTrigger, TriggerStats},
 };
 
@@ -37,8 +37,13 @@ pub struct App {
 impl App {
     /// Compiles every function of `project`, or lists every problem (a component that is
     /// missing, invalid or of the wrong world), located at the function's `source` field.
-    /// `shutdown` is what WebSocket sessions and trigger dispatchers watch.
-    pub fn build(project: &Project, shutdown: CancellationToken) -> Result<App, Diagnostics> {
+    /// Compiled components are kept in `cache` when there is one. `shutdown` is what
+    /// WebSocket sessions and trigger dispatchers watch.
+    pub fn build(
+        project: &Project,
+        cache: Option<ComponentCache>,
+        shutdown: CancellationToken,
+    ) -> Result<App, Diagnostics> {
         let settings = project.settings.clone();
         let broker = Broker::new(settings.pubsub.subscriber_queue);
         let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
@@ -58,9 +63,12 @@ impl App {
             slots: Arc::new(tokio::sync::Semaphore::new(settings.websocket.max_connections)),
         };
         let max_memory = project.functions.iter().map(|f| f.memory).max().unwrap_or(0);
-        let runtime =
-            FunctionRuntime::new(settings.http.max_concurrent_invocations, max_memory.max(1 << 20))
-                .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?;
+        let runtime = FunctionRuntime::new(
+            settings.http.max_concurrent_invocations,
+            max_memory.max(1 << 20),
+            cache,
+        )
+        .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?;
         let mut router = Router::default();
         let mut triggers = Vec::new();
         let mut problems = Diagnostics::default();
