@@ -53,7 +53,7 @@ fn invocation(c: &mut Criterion) {
         response
     };
     assert_eq!(call().body, b"hello, tern");
-    c.bench_function("instantiate + call hello", |b| b.iter(call));
+    c.bench_function("hello_invocation", |b| b.iter(call));
 }
 
 criterion_group!(benches, invocation);

@@ -1,7 +1,9 @@
 //! WebSocket fan-out: deliveries per second and publish-to-delivery latency.
 //!
-//! Each payload starts with the time it was sent (nanoseconds since the run started, in
-//! this process), so every subscriber measures its own latency. Prints one JSON object.
+//! S subscribers on one channel, one publisher. Each payload starts with the time it was
+//! sent (nanoseconds since the run started, in this process), so every subscriber measures
+//! its own latency. Speaks tern's raw bridge (one frame = one message) or the NATS client
+//! protocol over nats-server's WebSocket listener, so both are driven by the same code.
 
 use std::{
     sync::Arc,
@@ -10,37 +12,92 @@ use std::{
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
 use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::nats;
+
+/// The WebSocket stream type of a client.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Which server speaks at the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// tern's bridge: connecting to `/ws/channel/<name>` subscribes; a frame is a message.
+    Tern,
+    /// nats-server's WebSocket listener: CONNECT, SUB and PUB of the NATS client protocol.
+    Nats,
+}
+
 /// What to run.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The URL subscribers connect to.
     #[arg(long)]
-    sub_url: String,
+    pub sub_url: String,
     /// The URL the publisher connects to (default: the subscribers' URL).
     #[arg(long)]
-    pub_url: Option<String>,
+    pub pub_url: Option<String>,
+    /// The protocol the server speaks.
+    #[arg(long, value_enum, default_value_t = Protocol::Tern)]
+    pub protocol: Protocol,
+    /// The NATS subject (with `--protocol nats`).
+    #[arg(long, default_value = "bench")]
+    pub subject: String,
     /// How many subscribers.
     #[arg(long, default_value_t = 100)]
-    subscribers: usize,
+    pub subscribers: usize,
     /// How many messages the publisher sends.
     #[arg(long, default_value_t = 1000)]
-    messages: usize,
+    pub messages: usize,
     /// Payload size in bytes (at least 8).
     #[arg(long, default_value_t = 64)]
-    size: usize,
+    pub size: usize,
     /// Messages per second; 0 sends as fast as the socket takes them.
     #[arg(long, default_value_t = 0)]
-    rate: u64,
+    pub rate: u64,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
-    timeout: u64,
+    pub timeout: u64,
 }
 
-/// Runs the benchmark and prints its figures as JSON.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Subscribers.
+    pub subscribers: usize,
+    /// Messages published.
+    pub messages: usize,
+    /// Payload bytes.
+    pub size: usize,
+    /// Target publish rate (0: full speed).
+    pub rate: u64,
+    /// Messages received, summed over subscribers.
+    pub deliveries: usize,
+    /// From the first publish to the last delivery.
+    pub seconds: f64,
+    /// `deliveries / seconds`.
+    pub deliveries_per_sec: f64,
+    /// Median publish-to-delivery latency.
+    pub p50_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+    /// Worst latency.
+    pub max_ms: f64,
+}
+
+/// Runs the benchmark from the command line and prints its figures as JSON.
+pub async fn main(args: Args) -> anyhow::Result<()> {
+    let outcome = run(&args).await?;
+    println!("{}", serde_json::to_string(&outcome)?);
+    Ok(())
+}
+
+/// Runs one fan-out: connects every subscriber, publishes, waits for every delivery.
+pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     if args.size < 8 {
         bail!("--size must be at least 8 (the timestamp)");
     }
@@ -48,88 +105,122 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ready = Arc::new(Barrier::new(args.subscribers + 1));
     let mut subscribers = Vec::with_capacity(args.subscribers);
     for i in 0..args.subscribers {
-        let (ws, _) = tokio_tungstenite::connect_async(&args.sub_url)
+        let ws = connect(args, &args.sub_url, true)
             .await
-            .with_context(|| format!("subscriber {i} cannot connect to {}", args.sub_url))?;
-        let ready = ready.clone();
-        let expected = args.messages;
-        subscribers.push(tokio::spawn(async move { receive(ws, expected, start, ready).await }));
+            .with_context(|| format!("subscriber {i} cannot subscribe at {}", args.sub_url))?;
+        let (ready, expected, protocol) = (ready.clone(), args.messages, args.protocol);
+        subscribers
+            .push(tokio::spawn(async move { receive(ws, protocol, expected, start, ready).await }));
     }
     let pub_url = args.pub_url.as_deref().unwrap_or(&args.sub_url);
-    let (mut publisher, _) = tokio_tungstenite::connect_async(pub_url)
+    let mut publisher = connect(args, pub_url, false)
         .await
-        .with_context(|| format!("publisher cannot connect to {pub_url}"))?;
+        .with_context(|| format!("the publisher cannot connect to {pub_url}"))?;
     ready.wait().await;
     let sent_at = Instant::now();
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
-    let mut padding = vec![b'x'; args.size];
+    let mut payload = vec![b'x'; args.size];
     for i in 0..args.messages {
         if let Some(interval) = interval {
             tokio::time::sleep_until((sent_at + interval * i as u32).into()).await;
         }
         let now = start.elapsed().as_nanos() as u64;
-        padding[..8].copy_from_slice(&now.to_le_bytes());
-        publisher.feed(Message::binary(padding.clone())).await?;
+        payload[..8].copy_from_slice(&now.to_le_bytes());
+        let frame = match args.protocol {
+            Protocol::Tern => payload.clone(),
+            Protocol::Nats => nats::publish(&args.subject, &payload),
+        };
+        publisher.feed(Message::binary(frame)).await?;
         if interval.is_some() || i % 64 == 63 {
             publisher.flush().await?;
         }
     }
     publisher.flush().await?;
     let mut latencies = Vec::with_capacity(args.subscribers * args.messages);
-    let deadline = Duration::from_secs(args.timeout);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     for s in subscribers {
-        let got = tokio::time::timeout(deadline, s).await.context("subscribers timed out")???;
+        let got = tokio::time::timeout_at(deadline, s)
+            .await
+            .context("subscribers did not receive every message in time")???;
         latencies.extend(got);
     }
     let elapsed = sent_at.elapsed();
     let _ = publisher.close(None).await;
-    report(&args, elapsed, latencies);
-    Ok(())
+    Ok(outcome(args, elapsed, latencies))
+}
+
+/// Opens a client; for NATS, also says CONNECT (and SUB for a subscriber) and waits for
+/// the server's PONG, so the subscription is in place before the first publish.
+pub async fn connect(args: &Args, url: &str, subscribe: bool) -> anyhow::Result<Socket> {
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+    if args.protocol == Protocol::Nats {
+        let sub = subscribe.then_some(args.subject.as_str());
+        ws.send(Message::binary(nats::handshake(sub))).await?;
+        nats::Reader::default().wait_for_pong(&mut ws).await?;
+    }
+    Ok(ws)
 }
 
 async fn receive(
-    mut ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    mut ws: Socket,
+    protocol: Protocol,
     expected: usize,
     start: Instant,
     ready: Arc<Barrier>,
 ) -> anyhow::Result<Vec<u64>> {
     ready.wait().await;
     let mut latencies = Vec::with_capacity(expected);
-    while latencies.len() < expected {
-        let frame = ws.next().await.context("connection closed early")??;
-        let data = match frame {
+    let mut reader = nats::Reader::default();
+    let mut record = |payload: &[u8]| -> anyhow::Result<()> {
+        let now = start.elapsed().as_nanos() as u64;
+        let sent = u64::from_le_bytes(
+            payload.get(..8).and_then(|b| b.try_into().ok()).context("short payload")?,
+        );
+        latencies.push(now.saturating_sub(sent));
+        Ok(())
+    };
+    let mut received = 0;
+    while received < expected {
+        let data = match ws.next().await.context("connection closed early")?? {
             Message::Binary(data) => data,
+            Message::Text(text) => text.into(),
             Message::Close(frame) => bail!("closed by the server: {frame:?}"),
             _ => continue,
         };
-        let now = start.elapsed().as_nanos() as u64;
-        let sent = u64::from_le_bytes(data[..8].try_into().context("short payload")?);
-        latencies.push(now.saturating_sub(sent));
+        match protocol {
+            Protocol::Tern => {
+                record(&data)?;
+                received += 1;
+            }
+            Protocol::Nats => {
+                let (messages, pings) = reader.feed(&data, &mut record)?;
+                received += messages;
+                for _ in 0..pings {
+                    ws.send(Message::binary(&b"PONG\r\n"[..])).await?;
+                }
+            }
+        }
     }
     let _ = ws.close(None).await;
     Ok(latencies)
 }
 
-fn report(args: &Args, elapsed: Duration, mut latencies: Vec<u64>) {
+fn outcome(args: &Args, elapsed: Duration, mut latencies: Vec<u64>) -> Outcome {
     latencies.sort_unstable();
     let pct = |p: f64| {
         let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
         latencies.get(i).copied().unwrap_or(0) as f64 / 1e6
     };
-    let deliveries = latencies.len();
-    let out = serde_json::json!({
-        "subscribers": args.subscribers,
-        "messages": args.messages,
-        "size": args.size,
-        "rate": args.rate,
-        "deliveries": deliveries,
-        "seconds": elapsed.as_secs_f64(),
-        "deliveries_per_sec": deliveries as f64 / elapsed.as_secs_f64(),
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "max_ms": pct(1.0),
-    });
-    println!("{out}");
+    Outcome {
+        subscribers: args.subscribers,
+        messages: args.messages,
+        size: args.size,
+        rate: args.rate,
+        deliveries: latencies.len(),
+        seconds: elapsed.as_secs_f64(),
+        deliveries_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: pct(1.0),
+    }
 }

@@ -1,11 +1,15 @@
-//! Load generators for tern's benchmarks. Every loop is bounded and every target is a URL
-//! the caller gives (loopback in `bench/run`).
+//! tern's benchmarks: load generators, the native baseline server, and the suite that runs
+//! them all against tern and its peers. Every loop is bounded and every target is a URL or
+//! server on loopback.
 
 mod fanout;
+mod native_hello;
+mod nats;
+mod suite;
 
 use clap::{Parser, Subcommand};
 
-/// tern's load generators.
+/// tern's benchmarks.
 #[derive(Debug, Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -14,8 +18,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Every benchmark, tern and its peers side by side: writes results.md and results.json.
+    Suite(suite::Args),
     /// WebSocket fan-out: S subscribers on one URL, one publisher on another (or the same).
     Fanout(fanout::Args),
+    /// The native hyper `hello` server, the ceiling of the HTTP benchmark.
+    NativeHello(native_hello::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -23,7 +31,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Fanout(args) => fanout::run(args).await,
+            Command::Suite(args) => suite::main(args).await,
+            Command::Fanout(args) => fanout::main(args).await,
+            Command::NativeHello(args) => native_hello::main(args).await,
         }
     })
 }

@@ -1,0 +1,322 @@
+//! The results of a run: the JSON file as serialized, and the Markdown tables with the
+//! ratios and whether each target of the issue holds.
+
+use std::{fmt::Write as _, process::Command};
+
+use serde::Serialize;
+
+use super::{
+    Plan, Tools,
+    fanout::{Case, IdleMemory},
+    http::Load,
+    startup::{ColdStart, Invocation},
+};
+use crate::fanout::Protocol;
+
+/// Everything one run measured.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    /// When, where and with what.
+    pub machine: Machine,
+    /// Smoke runs check that the benchmarks run; their figures mean nothing.
+    pub smoke: bool,
+    /// criterion's instantiate + call of `hello`.
+    pub invocation: Result<Invocation, String>,
+    /// wrk against each HTTP server.
+    pub http: Vec<Load>,
+    /// Fan-out cases.
+    pub fanout: Vec<Case>,
+    /// Idle-connection memory.
+    pub idle: Vec<IdleMemory>,
+    /// Start-up times.
+    pub cold_start: Vec<ColdStart>,
+}
+
+/// The machine and the peers' versions.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// UTC date and time of the run.
+    pub date: String,
+    /// Cores available to the run.
+    pub cores: usize,
+    /// From /proc/cpuinfo.
+    pub cpu: String,
+    /// From /proc/sys/kernel/osrelease.
+    pub kernel: String,
+    /// `--version` of each program.
+    pub versions: Vec<(String, String)>,
+}
+
+fn first_line(program: &std::path::Path, arg: &str) -> String {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+        })
+        .unwrap_or_else(|e| format!("unavailable: {e}"))
+}
+
+impl Results {
+    /// Empty results for `plan`, with the machine described.
+    pub fn new(plan: &Plan, tools: &Tools) -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines().find_map(|l| {
+                    Some(l.strip_prefix("model name")?.split(':').nth(1)?.trim().to_string())
+                })
+            })
+            .unwrap_or_default();
+        let mut versions = vec![("tern".to_string(), first_line(&tools.tern, "--version"))];
+        if let Some(w) = &tools.wasmtime {
+            versions.push(("wasmtime".into(), first_line(w, "--version")));
+        }
+        if let Some(n) = &tools.nats_server {
+            versions.push(("nats-server".into(), first_line(n, "--version")));
+        }
+        versions.push(("wrk".into(), first_line(std::path::Path::new("wrk"), "-v")));
+        Self {
+            machine: Machine {
+                date: first_line(std::path::Path::new("date"), "-u").to_string(),
+                cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+                cpu,
+                kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+                versions,
+            },
+            smoke: plan.smoke,
+            invocation: Err("not run".into()),
+            http: Vec::new(),
+            fanout: Vec::new(),
+            idle: Vec::new(),
+            cold_start: Vec::new(),
+        }
+    }
+
+    fn http_rps(&self, server: &str, connections: u32) -> Option<f64> {
+        self.http.iter().find(|l| l.server == server && l.connections == connections).map(|l| l.rps)
+    }
+
+    fn fanout_pair(&self, case: &Case) -> Option<(&Case, &Case)> {
+        let find = |p: Protocol| {
+            self.fanout.iter().find(|c| {
+                c.server == p
+                    && (c.subscribers, c.size, c.rate) == (case.subscribers, case.size, case.rate)
+            })
+        };
+        Some((find(Protocol::Tern)?, find(Protocol::Nats)?))
+    }
+
+    /// The whole report in Markdown.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(md, "# tern benchmark results\n");
+        if self.smoke {
+            let _ = writeln!(md, "**Smoke run: tiny sizes, the figures mean nothing.**\n");
+        }
+        let _ = writeln!(md, "- Date: {}", m.date);
+        let _ = writeln!(md, "- Machine: {} cores, {}, Linux {}", m.cores, m.cpu, m.kernel);
+        for (name, version) in &m.versions {
+            let _ = writeln!(md, "- {name}: `{version}`");
+        }
+        let _ = writeln!(
+            md,
+            "- Command: `bench/run` (all traffic on 127.0.0.1; load generators on the same cores)\n"
+        );
+        self.targets(&mut md);
+        self.http_table(&mut md);
+        self.fanout_table(&mut md);
+        self.idle_table(&mut md);
+        self.cold_start_table(&mut md);
+        md
+    }
+
+    fn targets(&self, md: &mut String) {
+        let _ = writeln!(md, "## Targets\n\n| target | measured | holds |\n|---|---|---|");
+        let mut row = |target: &str, measured: String, holds: Option<bool>| {
+            let verdict = match holds {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "not measured",
+            };
+            let _ = writeln!(md, "| {target} | {measured} | {verdict} |");
+        };
+        let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+        let native64 = ratio(self.http_rps("tern", 64), self.http_rps("native", 64));
+        row(
+            "HTTP, 64 connections: tern at least 0.5x native hyper",
+            native64.map_or("-".into(), |r| format!("{r:.2}x")),
+            native64.map(|r| r >= 0.5),
+        );
+        let w1 = ratio(self.http_rps("tern", 1), self.http_rps("wasmtime serve", 1));
+        let w64 = ratio(self.http_rps("tern", 64), self.http_rps("wasmtime serve", 64));
+        row(
+            "HTTP: tern ahead of wasmtime serve (1 and 64 connections)",
+            format!(
+                "{} / {}",
+                w1.map_or("-".into(), |r| format!("{r:.2}x")),
+                w64.map_or("-".into(), |r| format!("{r:.2}x"))
+            ),
+            w1.zip(w64).map(|(a, b)| a > 1.0 && b > 1.0),
+        );
+        match &self.invocation {
+            Ok(i) => row(
+                "Instantiate + call `hello`: at most 10 us median",
+                format!("{:.2} us", i.median_us),
+                Some(i.median_us <= 10.0),
+            ),
+            Err(e) => row("Instantiate + call `hello`: at most 10 us median", e.clone(), None),
+        }
+        let verdicts: Vec<bool> = self
+            .fanout
+            .iter()
+            .filter(|c| c.server == Protocol::Tern)
+            .filter_map(|c| self.fanout_pair(c))
+            .map(|(t, n)| fanout_holds(t, n))
+            .collect();
+        row(
+            "Fan-out: tern matches NATS deliveries/s with no worse p99 (each case)",
+            format!("{} of {} cases", verdicts.iter().filter(|v| **v).count(), verdicts.len()),
+            (!verdicts.is_empty()).then(|| verdicts.iter().all(|v| *v)),
+        );
+        let tern_idle = self.idle.iter().find(|i| i.server == Protocol::Tern);
+        row(
+            "Idle WebSocket connection: at most 16 KiB of RSS each",
+            tern_idle.map_or("-".into(), |i| {
+                format!("{:.1} KiB ({} connections)", i.kib_per_connection, i.connections)
+            }),
+            tern_idle.map(|i| i.kib_per_connection <= 16.0),
+        );
+        let warm = self.cold_start.iter().find(|c| c.mode == "warm cache");
+        row(
+            "Cold start to first 200 (examples/chat), warm cache: under 100 ms",
+            warm.map_or("-".into(), |c| format!("{:.1} ms median", c.median_ms)),
+            warm.map(|c| c.median_ms < 100.0),
+        );
+        md.push('\n');
+    }
+
+    fn http_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## HTTP: `GET /hello?name=tern` (`wrk -t1 -cN --latency`)\n\n\
+             tern serves `examples/hello`; native is the same handler on hyper with no wasm \
+             (`tern-bench native-hello`); wasmtime serve runs the same function as a wasi:http \
+             component (`bench/wasi_http_hello`).\n\n\
+             | server | connections | req/s | p50 ms | p99 ms | errors | tern / this |\n\
+             |---|---|---|---|---|---|---|"
+        );
+        for l in &self.http {
+            let ratio = self
+                .http_rps("tern", l.connections)
+                .map_or("-".into(), |t| format!("{:.2}x", t / l.rps));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {ratio} |",
+                l.server, l.connections, l.rps, l.p50_ms, l.p99_ms, l.errors
+            );
+        }
+        if let Ok(i) = &self.invocation {
+            let _ = writeln!(
+                md,
+                "\nIn-process instantiate + call of `hello` (criterion, `cargo bench -p tern-bench --bench invocation`): \
+                 median {:.2} us, mean {:.2} us.",
+                i.median_us, i.mean_us
+            );
+        }
+        md.push('\n');
+    }
+
+    fn fanout_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## WebSocket fan-out: one publisher, S subscribers on one channel\n\n\
+             Same load generator for both (`tern-bench fanout`); tern's raw bridge \
+             `/ws/channel/bench`, nats-server's WebSocket listener with the NATS protocol. \
+             Latency is publish to delivery, from a timestamp in the payload. \
+             Rate 0 is full speed.\n\n\
+             | S | bytes | msg/s | tern deliveries/s | NATS deliveries/s | tern / NATS | tern p50 / p99 / max ms | NATS p50 / p99 / max ms | holds |\n\
+             |---|---|---|---|---|---|---|---|---|"
+        );
+        for case in self.fanout.iter().filter(|c| c.server == Protocol::Tern) {
+            let nats = self.fanout.iter().find(|c| {
+                c.server == Protocol::Nats
+                    && (c.subscribers, c.size, c.rate) == (case.subscribers, case.size, case.rate)
+            });
+            let cell = |c: Option<&Case>| match c.map(|c| &c.result) {
+                Some(Ok(o)) => (
+                    format!("{:.0}", o.deliveries_per_sec),
+                    format!("{:.2} / {:.2} / {:.2}", o.p50_ms, o.p99_ms, o.max_ms),
+                ),
+                Some(Err(e)) => ("failed".into(), e.chars().take(80).collect()),
+                None => ("-".into(), "-".into()),
+            };
+            let (t_rate, t_lat) = cell(Some(case));
+            let (n_rate, n_lat) = cell(nats);
+            let ratio = match (&case.result, nats.map(|n| &n.result)) {
+                (Ok(t), Some(Ok(n))) => {
+                    format!("{:.2}x", t.deliveries_per_sec / n.deliveries_per_sec)
+                }
+                _ => "-".into(),
+            };
+            let holds = nats.map_or("-", |n| if fanout_holds(case, n) { "yes" } else { "no" });
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {t_rate} | {n_rate} | {ratio} | {t_lat} | {n_lat} | {holds} |",
+                case.subscribers,
+                case.size,
+                if case.rate == 0 { "full".to_string() } else { case.rate.to_string() },
+            );
+        }
+        md.push('\n');
+    }
+
+    fn idle_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## Memory per idle WebSocket connection (subscribed, server RSS)\n\n\
+             | server | connections | RSS before KiB | RSS after KiB | KiB per connection |\n\
+             |---|---|---|---|---|"
+        );
+        for i in &self.idle {
+            let _ = writeln!(
+                md,
+                "| {:?} | {} | {} | {} | {:.2} |",
+                i.server, i.connections, i.rss_before_kib, i.rss_after_kib, i.kib_per_connection
+            );
+        }
+        md.push('\n');
+    }
+
+    fn cold_start_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## Cold start: `tern serve examples/chat` to the first 200 of `GET /api/ws?room=bench`\n\n\
+             | compiled components | runs | median ms | min ms | max ms |\n|---|---|---|---|---|"
+        );
+        for c in &self.cold_start {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {:.1} | {:.1} |",
+                c.mode, c.runs, c.median_ms, c.min_ms, c.max_ms
+            );
+        }
+    }
+}
+
+/// At a fixed rate both deliver what is published, so p99 decides; at full speed tern
+/// must also deliver at least as fast.
+fn fanout_holds(tern: &Case, nats: &Case) -> bool {
+    match (&tern.result, &nats.result) {
+        (Ok(t), Ok(n)) => {
+            (tern.rate > 0 || t.deliveries_per_sec >= n.deliveries_per_sec) && t.p99_ms <= n.p99_ms
+        }
+        (Ok(_), Err(_)) => true,
+        _ => false,
+    }
+}
