@@ -6,6 +6,11 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+// Every request allocates its WIT request and response, hyper's buffers and a store; glibc's
+// malloc under two busy workers cost more than mimalloc (measured in bench/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = tern::cli::Cli::parse();
     // `check` prints its verdict; its progress is noise unless asked for.
