@@ -6,8 +6,10 @@ use anyhow::Context as _;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances. A running guest yields to the scheduler (and notices its
-/// deadline) at this granularity; cheap enough at 1 ms that short calls never pay for it.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// deadline) at this granularity. Every tick wakes a thread on a busy machine: at 1 ms the
+/// ticks cost about 2 us per request at 60k requests/s on 2 cores (bench/RESULTS.md), at
+/// 10 ms a tenth of that, and a looping guest still gives its worker back 100 times a second.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Builds the engine: cranelift, pooling allocator sized for `max_instances` live
 /// instances, epoch interruption for deadlines.
