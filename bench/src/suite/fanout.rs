@@ -112,19 +112,23 @@ fn write_tern_project(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs every fan-out case of `plan` on tern, then on nats-server (when installed).
+/// Runs every fan-out case of `plan` on tern and then on nats-server (when installed),
+/// case by case, so that both see the machine in the same state.
 pub async fn run(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<Case>> {
-    let mut cases = Vec::new();
+    let mut targets = Vec::new();
     for protocol in [Protocol::Tern, Protocol::Nats] {
-        let Some(target) = start(protocol, plan, tools)? else {
-            eprintln!("  nats-server: skipped (not installed)");
-            continue;
-        };
-        for &(subscribers, size, rate, messages) in &plan.fanout_cases {
+        match start(protocol, plan, tools)? {
+            Some(target) => targets.push(target),
+            None => eprintln!("  nats-server: skipped (not installed)"),
+        }
+    }
+    let mut cases = Vec::new();
+    for &(subscribers, size, rate, messages) in &plan.fanout_cases {
+        for target in &targets {
             let args = Args {
                 sub_url: target.url.clone(),
                 pub_url: None,
-                protocol,
+                protocol: target.protocol,
                 subject: "bench".into(),
                 subscribers,
                 messages,
@@ -133,19 +137,17 @@ pub async fn run(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<Case>> {
                 timeout: 120,
             };
             let result = fanout::run(&args).await.map_err(|e| format!("{e:#}"));
+            let name = &target.server.name;
             match &result {
                 Ok(o) => eprintln!(
-                    "  {:>4} S={subscribers:<5} {size:>4} B rate={rate:<5} {:>10.0} deliveries/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-                    target.server.name, o.deliveries_per_sec, o.p50_ms, o.p99_ms, o.max_ms
+                    "  {name:>4} S={subscribers:<5} {size:>4} B rate={rate:<5} {:>10.0} deliveries/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                    o.deliveries_per_sec, o.p50_ms, o.p99_ms, o.max_ms
                 ),
-                Err(e) => eprintln!(
-                    "  {:>4} S={subscribers} {size} B rate={rate}: {e}",
-                    target.server.name
-                ),
+                Err(e) => eprintln!("  {name:>4} S={subscribers} {size} B rate={rate}: {e}"),
             }
             cases.push(Case { server: target.protocol, result, subscribers, size, rate });
             // Let the server finish closing the last run's connections.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
     Ok(cases)

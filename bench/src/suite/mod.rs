@@ -69,9 +69,9 @@ impl Plan {
         let mut fanout_cases = Vec::new();
         for size in [64, 4096] {
             for subscribers in [100, 1_000, 10_000] {
-                // A fixed rate of 100,000 deliveries per second for 3 seconds...
+                // A fixed rate of 100,000 deliveries per second for 5 seconds...
                 let rate = (100_000 / subscribers) as u64;
-                fanout_cases.push((subscribers, size, rate, rate as usize * 3));
+                fanout_cases.push((subscribers, size, rate, rate as usize * 5));
                 // ...and full speed, about 2M deliveries (64 B) or 400k (4 KiB).
                 let deliveries = if size == 64 { 2_000_000 } else { 400_000 };
                 fanout_cases.push((subscribers, size, 0, (deliveries / subscribers).max(20)));
