@@ -193,9 +193,9 @@ async fn receive(
                 received += 1;
             }
             Protocol::Nats => {
-                let (messages, pings) = reader.feed(&data, &mut record)?;
-                received += messages;
-                for _ in 0..pings {
+                let seen = reader.feed(&data, &mut record)?;
+                received += seen.messages;
+                for _ in 0..seen.pings {
                     ws.send(Message::binary(&b"PONG\r\n"[..])).await?;
                 }
             }

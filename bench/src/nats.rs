@@ -44,50 +44,55 @@ enum Item {
     Other,
 }
 
+/// What one [`Reader::feed`] saw besides the messages it handed over.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Complete MSGs.
+    pub messages: usize,
+    /// PINGs, each to be answered with a PONG.
+    pub pings: usize,
+    /// PONGs (answers to our PING).
+    pub pongs: usize,
+}
+
 impl Reader {
-    /// Adds `data`; calls `on_message` with each complete MSG payload. Returns how many
-    /// messages and how many PINGs (to be answered) it saw.
+    /// Adds `data`; calls `on_message` with each complete MSG payload.
     pub fn feed(
         &mut self,
         data: &[u8],
         on_message: &mut impl FnMut(&[u8]) -> anyhow::Result<()>,
-    ) -> anyhow::Result<(usize, usize)> {
+    ) -> anyhow::Result<Seen> {
         self.pending.extend_from_slice(data);
-        let (mut messages, mut pings, mut at) = (0, 0, 0);
+        let (mut seen, mut at) = (Seen::default(), 0);
         while let Some((item, next)) = parse(&self.pending, at)? {
             match item {
                 Item::Msg { payload } => {
                     on_message(&self.pending[payload])?;
-                    messages += 1;
+                    seen.messages += 1;
                 }
-                Item::Ping => pings += 1,
-                Item::Pong | Item::Other => {}
+                Item::Ping => seen.pings += 1,
+                Item::Pong => seen.pongs += 1,
+                Item::Other => {}
             }
             at = next;
         }
         self.pending.drain(..at);
-        Ok((messages, pings))
+        Ok(seen)
     }
 
-    /// Reads until the server's PONG (the answer to the handshake's PING).
+    /// Reads until the server's PONG (the answer to the handshake's PING). Nothing is
+    /// published before every client has its PONG, so there are no messages to lose.
     pub async fn wait_for_pong(&mut self, ws: &mut Socket) -> anyhow::Result<()> {
         loop {
             let data = match ws.next().await.context("closed during the handshake")?? {
-                Message::Binary(data) => data.to_vec(),
-                Message::Text(text) => text.as_bytes().to_vec(),
+                Message::Binary(data) => data,
+                Message::Text(text) => text.into(),
                 Message::Close(frame) => bail!("closed during the handshake: {frame:?}"),
                 _ => continue,
             };
-            self.pending.extend_from_slice(&data);
-            let mut at = 0;
-            while let Some((item, next)) = parse(&self.pending, at)? {
-                at = next;
-                if matches!(item, Item::Pong) {
-                    self.pending.drain(..at);
-                    return Ok(());
-                }
+            if self.feed(&data, &mut |_| Ok(()))?.pongs > 0 {
+                return Ok(());
             }
-            self.pending.drain(..at);
         }
     }
 }
@@ -137,8 +142,8 @@ mod tests {
         };
         let stream = b"INFO {}\r\nMSG s 1 3\r\nabc\r\nPING\r\nMSG s 1 2\r\nxy\r\n";
         let (first, second) = stream.split_at(25);
-        assert_eq!(reader.feed(first, &mut on).unwrap(), (1, 0));
-        assert_eq!(reader.feed(second, &mut on).unwrap(), (1, 1));
+        assert_eq!(reader.feed(first, &mut on).unwrap(), Seen { messages: 1, ..Seen::default() });
+        assert_eq!(reader.feed(second, &mut on).unwrap(), Seen { messages: 1, pings: 1, pongs: 0 });
         assert_eq!(got, vec![b"abc".to_vec(), b"xy".to_vec()]);
     }
 

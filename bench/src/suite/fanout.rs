@@ -72,6 +72,23 @@ struct Target {
     url: String,
 }
 
+impl Target {
+    /// A fan-out of `messages` of `size` bytes at `rate` to `subscribers` on this server.
+    fn args(&self, subscribers: usize, size: usize, rate: u64, messages: usize) -> Args {
+        Args {
+            sub_url: self.url.clone(),
+            pub_url: None,
+            protocol: self.protocol,
+            subject: "bench".into(),
+            subscribers,
+            messages,
+            size,
+            rate,
+            timeout: 120,
+        }
+    }
+}
+
 fn start(protocol: Protocol, plan: &Plan, tools: &Tools) -> anyhow::Result<Option<Target>> {
     let addr = free_addr()?;
     let (command, url) = match protocol {
@@ -125,17 +142,7 @@ pub async fn run(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<Case>> {
     let mut cases = Vec::new();
     for &(subscribers, size, rate, messages) in &plan.fanout_cases {
         for target in &targets {
-            let args = Args {
-                sub_url: target.url.clone(),
-                pub_url: None,
-                protocol: target.protocol,
-                subject: "bench".into(),
-                subscribers,
-                messages,
-                size,
-                rate,
-                timeout: 120,
-            };
+            let args = target.args(subscribers, size, rate, messages);
             let result = fanout::run(&args).await.map_err(|e| format!("{e:#}"));
             let name = &target.server.name;
             match &result {
@@ -159,17 +166,7 @@ pub async fn idle_memory(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<IdleM
     let mut out = Vec::new();
     for protocol in [Protocol::Tern, Protocol::Nats] {
         let Some(target) = start(protocol, plan, tools)? else { continue };
-        let args = Args {
-            sub_url: target.url.clone(),
-            pub_url: None,
-            protocol,
-            subject: "bench".into(),
-            subscribers: plan.idle_connections,
-            messages: 0,
-            size: 8,
-            rate: 0,
-            timeout: 60,
-        };
+        let args = target.args(plan.idle_connections, 8, 0, 0);
         // One connection first, so that what every server allocates once is in `before`.
         let first = fanout::connect(&args, &target.url, true).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;

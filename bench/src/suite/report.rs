@@ -101,14 +101,12 @@ impl Results {
         self.http.iter().find(|l| l.server == server && l.connections == connections).map(|l| l.rps)
     }
 
-    fn fanout_pair(&self, case: &Case) -> Option<(&Case, &Case)> {
-        let find = |p: Protocol| {
-            self.fanout.iter().find(|c| {
-                c.server == p
-                    && (c.subscribers, c.size, c.rate) == (case.subscribers, case.size, case.rate)
-            })
-        };
-        Some((find(Protocol::Tern)?, find(Protocol::Nats)?))
+    /// NATS's run of the same case as `case`.
+    fn nats_twin(&self, case: &Case) -> Option<&Case> {
+        self.fanout.iter().find(|c| {
+            c.server == Protocol::Nats
+                && (c.subscribers, c.size, c.rate) == (case.subscribers, case.size, case.rate)
+        })
     }
 
     /// The whole report in Markdown.
@@ -176,8 +174,7 @@ impl Results {
             .fanout
             .iter()
             .filter(|c| c.server == Protocol::Tern)
-            .filter_map(|c| self.fanout_pair(c))
-            .map(|(t, n)| fanout_holds(t, n))
+            .filter_map(|t| Some(fanout_holds(t, self.nats_twin(t)?)))
             .collect();
         row(
             "Fan-out: tern matches NATS deliveries/s with no worse p99 (each case)",
@@ -244,10 +241,7 @@ impl Results {
              |---|---|---|---|---|---|---|---|---|"
         );
         for case in self.fanout.iter().filter(|c| c.server == Protocol::Tern) {
-            let nats = self.fanout.iter().find(|c| {
-                c.server == Protocol::Nats
-                    && (c.subscribers, c.size, c.rate) == (case.subscribers, case.size, case.rate)
-            });
+            let nats = self.nats_twin(case);
             let cell = |c: Option<&Case>| match c.map(|c| &c.result) {
                 Some(Ok(o)) => (
                     format!("{:.0}", o.deliveries_per_sec),
