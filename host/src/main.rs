@@ -6,8 +6,9 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-// Every request allocates its WIT request and response, hyper's buffers and a store; glibc's
-// malloc under two busy workers cost more than mimalloc (measured in bench/RESULTS.md).
+// Every request allocates its WIT request and response, hyper's buffers and a store: with
+// mimalloc instead of glibc's malloc, `hello` at 64 connections went from 57-60k to 66-69k
+// requests/s on 2 cores (wrk -t1 -c64, back-to-back runs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

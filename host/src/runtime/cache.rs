@@ -87,10 +87,13 @@ impl ComponentCache {
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         let code = component.serialize()?;
-        let mut tmp = tempfile_in(&self.dir)?;
-        tmp.1.write_all(&code)?;
-        tmp.1.sync_all()?;
-        fs::rename(&tmp.0, path)?;
+        let (tmp_path, mut tmp) = tempfile_in(&self.dir)?;
+        let written = tmp.write_all(&code).and_then(|()| tmp.sync_all());
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp_path, path)) {
+            // A full disk must not leave half-written files behind to fill it further.
+            let _ = fs::remove_file(&tmp_path);
+            return Err(e.into());
+        }
         self.prune();
         Ok(())
     }

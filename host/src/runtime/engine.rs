@@ -7,8 +7,9 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 /// How often the epoch advances. A running guest yields to the scheduler (and notices its
 /// deadline) at this granularity. Every tick wakes a thread on a busy machine: at 1 ms the
-/// ticks cost about 2 us per request at 60k requests/s on 2 cores (bench/RESULTS.md), at
-/// 10 ms a tenth of that, and a looping guest still gives its worker back 100 times a second.
+/// ticks cost about 2 us of CPU per request at 60k requests/s on 2 cores (18.5 -> 16.6 us
+/// measured from /proc under wrk -c64), at 10 ms a tenth of that, and a looping guest still
+/// gives its worker back 100 times a second.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Builds the engine: cranelift, pooling allocator sized for `max_instances` live
