@@ -1,4 +1,5 @@
-//! Channel names: `/`-separated segments of `[A-Za-z0-9_.-]`, 1 to 255 bytes.
+//! Channel names: `/`-separated segments of `[A-Za-z0-9_.-]`, 1 to 255 bytes, no segment
+//! `.` or `..`.
 
 use std::{fmt, sync::Arc};
 
@@ -17,6 +18,11 @@ pub enum ChannelNameError {
     /// Two slashes in a row, or a slash at either end.
     #[error("invalid channel name `{0}`: empty segment")]
     EmptySegment(String),
+    /// A segment that is `.` or `..`: in a URL, a browser would resolve it to another channel.
+    #[error(
+        "invalid channel name `{0}`: `.` and `..` are not allowed as segments (a URL would resolve them to another channel)"
+    )]
+    DotSegment(String),
     /// A character outside `[A-Za-z0-9_.-/]`.
     #[error(
         "invalid channel name `{name}`: character {ch:?} is not allowed (use A-Z a-z 0-9 _ . - and / between segments)"
@@ -51,6 +57,9 @@ impl ChannelName {
         }
         if name.split('/').any(str::is_empty) {
             return Err(ChannelNameError::EmptySegment(name.to_string()));
+        }
+        if name.split('/').any(|s| s == "." || s == "..") {
+            return Err(ChannelNameError::DotSegment(name.to_string()));
         }
         Ok(Self(Arc::from(name)))
     }
@@ -96,5 +105,12 @@ mod tests {
         ));
         assert!(matches!(ChannelName::parse(&"a".repeat(256)), Err(ChannelNameError::TooLong(_))));
         assert!(ChannelName::parse(&"a".repeat(255)).is_ok());
+        for dots in ["chat/rooms/..", "chat/./x", "..", ".", "../x"] {
+            assert!(
+                matches!(ChannelName::parse(dots), Err(ChannelNameError::DotSegment(_))),
+                "{dots}"
+            );
+        }
+        assert!(ChannelName::parse("chat/.hidden/a..b/...").is_ok(), "dots inside a segment");
     }
 }

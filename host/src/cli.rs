@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Diagnostics, Project},
-    runtime::cache::ComponentCache,
+    runtime::cache::{CacheError, ComponentCache},
     server::{self, App},
 };
 
@@ -62,17 +62,21 @@ pub struct CacheArgs {
 
 impl CacheArgs {
     /// The cache to use, if any. One that cannot be created is reported and skipped: a
-    /// read-only home directory costs start-up time, not the start.
-    fn open(&self) -> Option<ComponentCache> {
+    /// read-only home directory costs start-up time, not the start. One that others could
+    /// write to is refused: its entries are native code tern would run.
+    fn open(&self) -> Result<Option<ComponentCache>, CacheError> {
         if self.no_cache {
-            return None;
+            return Ok(None);
         }
-        let dir = self.cache_dir.clone().or_else(ComponentCache::default_dir)?;
+        let Some(dir) = self.cache_dir.clone().or_else(ComponentCache::default_dir) else {
+            return Ok(None);
+        };
         match ComponentCache::open(&dir) {
-            Ok(cache) => Some(cache),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot use the component cache; compiling every component");
-                None
+            Ok(cache) => Ok(Some(cache)),
+            Err(e @ CacheError::Insecure { .. }) => Err(e),
+            Err(e @ CacheError::Io { .. }) => {
+                tracing::warn!(error = %e, "compiling every component without a cache");
+                Ok(None)
             }
         }
     }
@@ -80,10 +84,20 @@ impl CacheArgs {
 
 /// Runs the command; `shutdown` is cancelled on SIGINT/SIGTERM.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
+    let cache = match &cli.command {
+        Command::Check { cache, .. } | Command::Serve { cache, .. } => cache.open(),
+    };
+    let cache = match cache {
+        Ok(cache) => cache,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command {
-        Command::Check { dir, cache } => check(&dir, cache.open(), shutdown),
-        Command::Serve { dir, listen, public_url, cache } => {
-            match serve(dir, listen, public_url, cache.open(), shutdown).await {
+        Command::Check { dir, .. } => check(&dir, cache, shutdown),
+        Command::Serve { dir, listen, public_url, .. } => {
+            match serve(dir, listen, public_url, cache, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     match e.downcast_ref::<Diagnostics>() {
@@ -103,10 +117,14 @@ fn load(
     shutdown: CancellationToken,
     public_url: Option<String>,
     cache: Option<ComponentCache>,
+    serving: bool,
 ) -> Result<(Project, App), Diagnostics> {
     let (mut project, mut problems) = Project::read(dir);
     if public_url.is_some() {
         project.settings.public_url = public_url;
+    }
+    if serving {
+        crate::server::fd_limit::fit(&mut project.settings);
     }
     match App::build(&project, cache, shutdown) {
         Ok(app) => problems.into_result((project, app)),
@@ -122,7 +140,7 @@ fn check(
     cache: Option<ComponentCache>,
     shutdown: CancellationToken,
 ) -> ExitCode {
-    match load(dir, shutdown, None, cache) {
+    match load(dir, shutdown, None, cache, false) {
         Ok((project, app)) => {
             println!(
                 "ok: {} function(s), {} route(s), {} messaging config(s)",
@@ -147,11 +165,11 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     if let Some(url) = &public_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
+        && let Err(msg) = crate::config::bounds::check_public_url(url)
     {
-        anyhow::bail!("--public-url `{url}` must start with http:// or https://");
+        anyhow::bail!("--public-url {msg}");
     }
-    let (project, app) = load(&dir, shutdown.clone(), public_url, cache)?;
+    let (project, app) = load(&dir, shutdown.clone(), public_url, cache, true)?;
     let addr = listen.unwrap_or(project.settings.listen);
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -10,6 +10,7 @@
 //! - [`gateway`]: the WebSocket bridge `/ws/channel/<name>`.
 //! - [`trigger`]: pubsub-triggered functions: queues, concurrency, the hop limit.
 //! - [`server`]: the HTTP listener, routing, limits and graceful shutdown.
+//! - [`logging`]: non-blocking, escaped log output and throttled warnings.
 //! - [`cli`]: the `tern` command line.
 
 pub mod broker;
@@ -17,6 +18,9 @@ pub mod channel_name;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod ip_slots;
+pub mod logging;
+pub mod reply;
 pub mod runtime;
 pub mod server;
 pub mod trigger;

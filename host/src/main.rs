@@ -1,10 +1,9 @@
 //! The `tern` binary: parses the command line, sets up logging and signals, and runs.
 
-use std::process::ExitCode;
+use std::{io::Write as _, process::ExitCode};
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 // Every request allocates its WIT request and response, hyper's buffers and a store: with
 // mimalloc instead of glibc's malloc, `hello` at 64 connections went from 57-60k to 66-69k
@@ -19,16 +18,7 @@ fn main() -> ExitCode {
         tern::cli::Command::Check { .. } => "warn",
         tern::cli::Command::Serve { .. } => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("TERN_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        // Its own report of a failed write is an eprintln!, which panics when stderr is gone
-        // (a closed pipe): a host must keep serving, and shut down, without its log.
-        .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let logging = tern::logging::Logging::init(default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -36,14 +26,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
+        logging.report_dropped(std::time::Duration::from_secs(10));
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         tern::cli::run(cli, shutdown).await
-    })
+    });
+    let dropped = logging.dropped_lines();
+    if dropped > 0 {
+        tracing::warn!(total = dropped, "log lines dropped: stderr was not read fast enough");
+    }
+    code
 }
 
-/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+/// Cancels `shutdown` on the first SIGINT or SIGTERM; a second one exits at once.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) =
@@ -52,11 +48,23 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
+    let name = next_signal(&mut term, &mut int).await;
     // Cancel before logging: nothing the log does may stand in the way of shutting down.
     shutdown.cancel();
-    tracing::info!("{name}: shutting down");
+    tracing::info!("{name}: shutting down (send it again to exit at once)");
+    let name = next_signal(&mut term, &mut int).await;
+    // Straight to stderr: the log thread may be stuck behind a reader that stopped reading.
+    let _ = writeln!(std::io::stderr(), "{name} during shutdown: exiting at once");
+    std::process::exit(1);
+}
+
+/// The name of the next SIGTERM or SIGINT received.
+async fn next_signal(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> &'static str {
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }

@@ -157,7 +157,7 @@ impl Broker {
             if slow.contains(&s.id) {
                 s.kicked.cancel();
                 self.stats.slow_consumers_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(channel = %channel, subscriber = s.id.0, "slow consumer dropped: its queue was full");
+                crate::throttled_warn!(channel = %channel, subscriber = s.id.0, "slow consumer dropped: its queue was full");
                 false
             } else {
                 true

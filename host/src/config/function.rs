@@ -8,6 +8,7 @@ use std::{
 use serde::Deserialize;
 
 use super::{
+    bounds,
     diagnostic::{Diagnostic, Location},
     units::{ByteSize, HumanDuration},
     yaml,
@@ -144,11 +145,11 @@ pub fn parse(file: &Path, text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
         TriggerKind::Http => http_trigger(&raw.trigger, &field, &mut problems),
         TriggerKind::Pubsub => pubsub_trigger(&raw.trigger, &field, &mut problems),
     };
-    for (key, value) in [("concurrency", raw.execution.concurrency), ("queue", raw.execution.queue)]
+    let execution = &raw.execution;
+    for (path, msg) in
+        bounds::check_execution(execution.memory, execution.concurrency, execution.queue)
     {
-        if value == Some(0) {
-            problems.push(field(&["execution", key], "must be at least 1".into()));
-        }
+        problems.push(field(path, msg));
     }
     if raw.source.trim().is_empty() {
         problems.push(field(&["source"], "must name the function's .wasm component".into()));

@@ -3,6 +3,8 @@
 //! Parsing is strict (unknown keys are errors) and every problem is collected, so that
 //! `tern check` lists them all at once, each with its file, line, column and field.
 
+pub mod access;
+pub mod bounds;
 pub mod diagnostic;
 pub mod function;
 pub mod messaging;
@@ -128,11 +130,11 @@ fn read_settings(file: &Path, problems: &mut Diagnostics) -> Settings {
     if !file.exists() {
         return Settings::default();
     }
-    let parsed = fs::read_to_string(file)
-        .map_err(|e| Diagnostic::file(file, format!("cannot read: {e}")))
+    let parsed = yaml::read_file(file)
+        .map_err(|d| vec![d])
         .and_then(|text| settings::parse(file, &text));
-    parsed.unwrap_or_else(|d| {
-        problems.push(d);
+    parsed.unwrap_or_else(|ds| {
+        ds.into_iter().for_each(|d| problems.push(d));
         Settings::default()
     })
 }
@@ -160,9 +162,8 @@ fn read_all<T>(
     let mut out = Vec::new();
     let count = files.len();
     for file in files {
-        let parsed = fs::read_to_string(&file)
-            .map_err(|e| vec![Diagnostic::file(&file, format!("cannot read: {e}"))])
-            .and_then(|text| parse(&file, &text));
+        let parsed =
+            yaml::read_file(&file).map_err(|d| vec![d]).and_then(|text| parse(&file, &text));
         match parsed {
             Ok(v) => out.push(v),
             Err(ds) => ds.into_iter().for_each(|d| problems.push(d)),

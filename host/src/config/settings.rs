@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use serde::Deserialize;
 
 use super::{
+    access::{HostPattern, OriginPattern},
+    bounds,
     diagnostic::Diagnostic,
     units::{ByteSize, HumanDuration},
     yaml,
@@ -17,7 +19,7 @@ pub struct Settings {
     /// Address to listen on. Default `127.0.0.1:8080`; `--listen` overrides it.
     pub listen: SocketAddr,
     /// The origin clients reach this host at (`https://tern.example.com`), used to build
-    /// WebSocket URLs. Default: taken from each request's `Host` header.
+    /// WebSocket URLs. Default: taken from each request's (validated) `Host` header.
     pub public_url: Option<String>,
     /// HTTP limits.
     pub http: HttpSettings,
@@ -41,8 +43,19 @@ pub struct WebSocketSettings {
     /// Most messages one client may send per second (a burst of as many is allowed); past
     /// it the client is closed with 1008. Default 10000.
     pub max_messages_per_second: u32,
+    /// Most bytes of messages one client may send per second (a burst of as many, or of
+    /// one `max_message`, whichever is larger); past it the client is closed with 1008.
+    /// Default 4 MiB.
+    pub max_bytes_per_second: ByteSize,
     /// Most WebSocket clients connected at once; more get 503 before the upgrade. Default 10000.
     pub max_connections: usize,
+    /// Most WebSocket clients connected at once from one IP address; more get 503 before
+    /// the upgrade. Default 1000.
+    pub max_connections_per_ip: usize,
+    /// Web page origins (`https://app.example.com`) allowed to open WebSockets, `*` for
+    /// any. Default (empty): a page of the same origin as the request's `Host`, and clients
+    /// that send no `Origin` (non-browsers). Others get 403 before the upgrade.
+    pub allowed_origins: Vec<OriginPattern>,
 }
 
 /// Limits of the pub/sub layer.
@@ -60,45 +73,43 @@ pub struct PubsubSettings {
     pub max_hops: usize,
 }
 
-impl Default for WebSocketSettings {
-    fn default() -> Self {
-        Self {
-            max_message: ByteSize(1024 * 1024),
-            ping_interval: HumanDuration(Duration::from_secs(30)),
-            write_timeout: HumanDuration(Duration::from_secs(10)),
-            max_messages_per_second: 10_000,
-            max_connections: 10_000,
-        }
-    }
-}
-
-impl Default for PubsubSettings {
-    fn default() -> Self {
-        Self { subscriber_queue: 1024, max_publishes_per_invocation: 1000, max_hops: 8 }
-    }
-}
-
 /// Limits on HTTP clients.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     /// Largest request body accepted; larger gets 413. Default 10 MiB.
     pub max_body: ByteSize,
-    /// Most connections open at once; more wait in the kernel's accept queue. Default 10000.
+    /// Most connections open at once; more wait in the kernel's accept queue. Default 10000,
+    /// lowered at start to what the process's open-file limit allows.
     pub max_connections: usize,
+    /// Most connections open at once from one IP address; more get 503. Default 256.
+    pub max_connections_per_ip: usize,
     /// How long a client may take to send its request headers. Default 10s.
     pub header_read_timeout: HumanDuration,
+    /// How long a client may take to send a request's whole body, counted from the end of
+    /// its headers; past it the client gets 408 and the connection closes. Default 30s.
+    pub body_read_timeout: HumanDuration,
+    /// Slowest average rate a body may arrive at, in bytes per second, after a 5 s grace
+    /// period; a slower body gets 408 and the connection closes. Default 1 KiB.
+    pub min_body_rate: ByteSize,
     /// How long in-flight requests may take to finish after SIGTERM. Default 30s.
     pub shutdown_grace: HumanDuration,
     /// Most invocations running at once across all functions; more wait their turn. Default 1000.
     pub max_concurrent_invocations: usize,
     /// Largest request head (request line and headers); larger gets 431. Default 64 KiB,
-    /// at least 8 KiB.
+    /// at least 8 KiB. Also the most header bytes a function's response may carry.
     pub max_header_size: ByteSize,
-    /// Most headers in a request; more gets 431. Default 100.
+    /// Most headers in a request; more gets 431. Default 100. Also the most headers a
+    /// function's response may carry.
     pub max_headers: usize,
     /// Largest response body a function may return; larger becomes a 500. Default 10 MiB.
     pub max_response_body: ByteSize,
+    /// Host names (`tern.example.com`, `*.example.com`, with `:port` to pin the port) the
+    /// host answers to; others get 421. Default (empty): any well-formed `Host`.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Put the cause of a failed invocation (trap, limits, function name) in the 500/504
+    /// body instead of only in the log. For development; default false.
+    pub expose_errors: bool,
 }
 
 impl Default for Settings {
@@ -118,53 +129,50 @@ impl Default for HttpSettings {
         Self {
             max_body: ByteSize(10 * 1024 * 1024),
             max_connections: 10_000,
+            max_connections_per_ip: 256,
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            body_read_timeout: HumanDuration(Duration::from_secs(30)),
+            min_body_rate: ByteSize(1024),
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             max_concurrent_invocations: 1000,
             max_header_size: ByteSize(64 * 1024),
             max_headers: 100,
             max_response_body: ByteSize(10 * 1024 * 1024),
+            allowed_hosts: Vec::new(),
+            expose_errors: false,
         }
     }
 }
 
-/// Reads `tern.yaml`; `text` is its contents.
-pub fn parse(file: &Path, text: &str) -> Result<Settings, Diagnostic> {
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            max_message: ByteSize(1024 * 1024),
+            ping_interval: HumanDuration(Duration::from_secs(30)),
+            write_timeout: HumanDuration(Duration::from_secs(10)),
+            max_messages_per_second: 10_000,
+            max_bytes_per_second: ByteSize(4 * 1024 * 1024),
+            max_connections: 10_000,
+            max_connections_per_ip: 1000,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for PubsubSettings {
+    fn default() -> Self {
+        Self { subscriber_queue: 1024, max_publishes_per_invocation: 1000, max_hops: 8 }
+    }
+}
+
+/// Reads `tern.yaml`; `text` is its contents. Every value out of its range is reported.
+pub fn parse(file: &Path, text: &str) -> Result<Settings, Vec<Diagnostic>> {
     if text.trim().is_empty() {
         return Ok(Settings::default());
     }
-    let settings: Settings = yaml::parse(file, text)?;
-    for (section, key, value) in [
-        ("http", "max_connections", settings.http.max_connections),
-        ("http", "max_concurrent_invocations", settings.http.max_concurrent_invocations),
-        ("pubsub", "subscriber_queue", settings.pubsub.subscriber_queue),
-        ("http", "max_headers", settings.http.max_headers),
-        ("websocket", "max_connections", settings.websocket.max_connections),
-        (
-            "websocket",
-            "max_messages_per_second",
-            settings.websocket.max_messages_per_second as usize,
-        ),
-    ] {
-        if value == 0 {
-            let at = yaml::locate(text, &[section, key]);
-            let field = format!("{section}.{key}");
-            return Err(Diagnostic::field(file, at, field, "must be at least 1"));
-        }
-    }
-    if settings.http.max_header_size.0 < 8192 {
-        let at = yaml::locate(text, &["http", "max_header_size"]);
-        let msg = format!("{} is too small: at least 8 KiB", settings.http.max_header_size);
-        return Err(Diagnostic::field(file, at, "http.max_header_size", msg));
-    }
-    if let Some(url) = &settings.public_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        let at = yaml::locate(text, &["public_url"]);
-        let msg = format!("`{url}` must start with http:// or https://");
-        return Err(Diagnostic::field(file, at, "public_url", msg));
-    }
-    Ok(settings)
+    let settings: Settings = yaml::parse(file, text).map_err(|d| vec![d])?;
+    let problems = bounds::check_settings(&settings, file, text);
+    if problems.is_empty() { Ok(settings) } else { Err(problems) }
 }
 
 #[cfg(test)]
@@ -188,7 +196,18 @@ mod tests {
     #[test]
     fn zero_connections_is_rejected_with_its_field() {
         let e = parse(Path::new("tern.yaml"), "http:\n  max_connections: 0\n").unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("http.max_connections"));
-        assert_eq!(e.location.map(|l| l.line), Some(2));
+        assert_eq!(e[0].field.as_deref(), Some("http.max_connections"));
+        assert_eq!(e[0].location.map(|l| l.line), Some(2));
+    }
+
+    #[test]
+    fn every_value_out_of_range_is_reported() {
+        let e = parse(
+            Path::new("tern.yaml"),
+            "pubsub:\n  max_hops: 0\n  subscriber_queue: 100000000\nhttp:\n  max_headers: 0\n",
+        )
+        .unwrap_err();
+        let fields: Vec<_> = e.iter().filter_map(|d| d.field.as_deref()).collect();
+        assert_eq!(fields, ["http.max_headers", "pubsub.subscriber_queue", "pubsub.max_hops"]);
     }
 }

@@ -8,6 +8,12 @@ use serde::{Deserialize, Deserializer, de};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
 
+impl HumanDuration {
+    /// The longest duration any setting accepts: longer is a typo, and far longer (`300000000000y`)
+    /// overflows the clock arithmetic of timers.
+    pub const MAX: Duration = Duration::from_secs(24 * 60 * 60);
+}
+
 impl FromStr for HumanDuration {
     type Err = String;
 
@@ -17,6 +23,9 @@ impl FromStr for HumanDuration {
         })?;
         if d.is_zero() {
             return Err(format!("invalid duration `{s}`: must be greater than zero"));
+        }
+        if d > Self::MAX {
+            return Err(format!("invalid duration `{s}`: at most 24h"));
         }
         Ok(Self(d))
     }
@@ -116,6 +125,8 @@ mod tests {
         let err = "10x".parse::<HumanDuration>().unwrap_err();
         assert!(err.starts_with("invalid duration `10x`"), "{err}");
         assert!("0s".parse::<HumanDuration>().unwrap_err().contains("greater than zero"));
+        assert!("300000000000y".parse::<HumanDuration>().is_err());
+        assert!("25h".parse::<HumanDuration>().unwrap_err().contains("at most 24h"));
     }
 
     #[test]

@@ -6,8 +6,39 @@ use serde::de::DeserializeOwned;
 
 use super::diagnostic::{Diagnostic, Location};
 
+/// The largest project file read: far above any real configuration, small enough that a
+/// file of garbage costs nothing to refuse.
+pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+/// The deepest nesting of mappings and sequences accepted. tern's files nest 3 levels; the
+/// YAML parser's time grows with depth (100,000 `[` took 29 s), so the text is checked first.
+pub const MAX_DEPTH: usize = 32;
+
+/// Reads a project file, refusing one over [`MAX_FILE_SIZE`] before reading it.
+pub fn read_file(file: &Path) -> Result<String, Diagnostic> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| Diagnostic::file(file, format!("cannot read: {e}"));
+    let handle = std::fs::File::open(file).map_err(cannot)?;
+    let mut text = String::new();
+    let read = handle.take(MAX_FILE_SIZE + 1).read_to_string(&mut text);
+    match read {
+        Ok(n) if n as u64 > MAX_FILE_SIZE => Err(Diagnostic::file(
+            file,
+            format!("file larger than {} bytes: not a tern configuration file", MAX_FILE_SIZE),
+        )),
+        Ok(_) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(Diagnostic::file(file, "not UTF-8 text: a YAML file must be UTF-8"))
+        }
+        Err(e) => Err(cannot(e)),
+    }
+}
+
 /// Parses `text` (the contents of `file`) into `T`, or says where and why it is wrong.
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnostic> {
+    if let Some(at) = too_deep(text) {
+        let msg = format!("nested more than {MAX_DEPTH} levels deep");
+        return Err(Diagnostic { file: file.to_path_buf(), location: Some(at), field: None, message: msg });
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -78,6 +109,47 @@ fn find_key(text: &str, key: &str, from: usize) -> Option<usize> {
     None
 }
 
+/// Where `text` first nests deeper than [`MAX_DEPTH`], in flow (`[`, `{`) or block
+/// (indentation) style, or None. Quoted strings and comments do not count.
+fn too_deep(text: &str) -> Option<Location> {
+    let mut flow = 0usize;
+    let mut indents: Vec<usize> = Vec::new();
+    for (line_no, line) in text.lines().enumerate() {
+        let content = line.trim_start_matches([' ', '-']);
+        let indent = line.len() - content.len();
+        if flow == 0 && !content.is_empty() && !content.starts_with('#') {
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            if indents.len() > MAX_DEPTH {
+                return Some(Location { line: line_no + 1, column: indent + 1 });
+            }
+        }
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        for (col, c) in line.char_indices() {
+            match (quote, c) {
+                (Some('"'), '\\') if previous != '\\' => {}
+                (Some(q), c) if c == q && !(q == '"' && previous == '\\') => quote = None,
+                (Some(_), _) => {}
+                (None, '#') if previous == ' ' || col == 0 => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow > MAX_DEPTH {
+                        return Some(Location { line: line_no + 1, column: col + 1 });
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            previous = if previous == '\\' && c == '\\' { ' ' } else { c };
+        }
+    }
+    None
+}
+
 fn offset_to_location(text: &str, offset: usize) -> Location {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -96,6 +168,19 @@ mod tests {
         assert_eq!(locate(text, &["trigger", "method"]), Some(Location { line: 4, column: 3 }));
         assert_eq!(locate(text, &["execution", "timeout"]), Some(Location { line: 5, column: 14 }));
         assert_eq!(locate(text, &["source"]), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let flow = "[".repeat(100_000);
+        assert_eq!(too_deep(&flow), Some(Location { line: 1, column: MAX_DEPTH + 1 }));
+        let block: String = (0..40).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        assert_eq!(too_deep(&block).map(|l| l.line), Some(MAX_DEPTH + 1));
+        assert_eq!(too_deep("a: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['\n"), None);
+        assert_eq!(too_deep("a: 1 # [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"), None);
+        assert_eq!(too_deep("trigger: { type: http, paths: [/a] }\n"), None);
+        let err = parse::<serde_yaml_ng::Value>(Path::new("f.yaml"), &flow).unwrap_err();
+        assert!(err.message.contains("nested more than 32 levels"), "{err}");
     }
 
     #[test]

@@ -5,14 +5,15 @@
 //! a request that is not a WebSocket handshake. The session itself is in [`session`].
 
 pub mod close_code;
+pub mod origin;
 pub mod rate_limit;
 pub mod session;
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use tokio::sync::Semaphore;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header, uri::Authority};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::{
@@ -25,7 +26,8 @@ use crate::{
     broker::{Broker, SubscriberKind},
     channel_name::ChannelName,
     config::{messaging::ChannelRules, settings::WebSocketSettings},
-    server::handler::{Body, error},
+    ip_slots::IpSlots,
+    reply::{Body, error},
 };
 
 /// The path prefix of the bridge.
@@ -44,12 +46,41 @@ pub struct Gateway {
     /// Tracks live sessions so shutdown can wait for their close handshakes.
     pub sessions: TaskTracker,
     /// One permit per connected client, `websocket.max_connections` in all.
-    pub slots: Arc<Semaphore>,
+    slots: Arc<Semaphore>,
+    /// Connected clients per address, `websocket.max_connections_per_ip` each.
+    per_ip: Arc<IpSlots>,
+    /// `ws://host` of `public_url`, whose pages may connect by default.
+    public_origin: Option<Arc<str>>,
 }
 
 impl Gateway {
-    /// Answers a request under [`PATH_PREFIX`]: an upgrade, or why not.
-    pub fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    /// The bridge for `broker`'s channels under `rules`, within `settings`.
+    pub fn new(
+        broker: Arc<Broker>,
+        rules: Arc<ChannelRules>,
+        settings: WebSocketSettings,
+        public_origin: Option<Arc<str>>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            broker,
+            rules,
+            slots: Arc::new(Semaphore::new(settings.max_connections)),
+            per_ip: IpSlots::new(settings.max_connections_per_ip),
+            settings,
+            shutdown,
+            sessions: TaskTracker::new(),
+            public_origin,
+        }
+    }
+
+    /// Answers a request under [`PATH_PREFIX`] from `peer` to `host`: an upgrade, or why not.
+    pub fn handle(
+        &self,
+        req: Request<Incoming>,
+        host: Option<&Authority>,
+        peer: IpAddr,
+    ) -> Response<Body> {
         let raw = &req.uri().path()[PATH_PREFIX.len()..];
         let name = match ChannelName::parse(raw) {
             Ok(n) => n,
@@ -75,10 +106,23 @@ impl Gateway {
             Ok(accept) => accept,
             Err(resp) => return *resp,
         };
+        let public_origin = self.public_origin.as_deref();
+        if let Err(why) =
+            origin::allowed(req.headers(), host, &self.settings.allowed_origins, public_origin)
+        {
+            return error(StatusCode::FORBIDDEN, &why);
+        }
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             let msg = format!(
                 "too many WebSocket clients (websocket.max_connections = {})",
                 self.settings.max_connections
+            );
+            return error(StatusCode::SERVICE_UNAVAILABLE, &msg);
+        };
+        let Some(ip_slot) = self.per_ip.try_acquire(peer) else {
+            let msg = format!(
+                "too many WebSocket clients from your address (websocket.max_connections_per_ip = {})",
+                self.per_ip.max()
             );
             return error(StatusCode::SERVICE_UNAVAILABLE, &msg);
         };
@@ -104,7 +148,7 @@ impl Gateway {
             )
             .await;
             session::run(ws, subscription, broker, &settings, shutdown).await;
-            drop(slot);
+            drop((slot, ip_slot));
         });
         let mut resp = Response::new(Body::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

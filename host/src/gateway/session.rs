@@ -58,7 +58,11 @@ pub async fn run<S>(
     let mut last_heard = Instant::now();
     let channel = subscription.channel.clone();
     let kicked = subscription.kick_signal();
-    let mut bucket = TokenBucket::new(settings.max_messages_per_second, std::time::Instant::now());
+    let now = std::time::Instant::now();
+    let mut messages = TokenBucket::new(settings.max_messages_per_second, now);
+    // One message of the largest size always fits in a burst.
+    let byte_rate = settings.max_bytes_per_second.0 as f64;
+    let mut bytes = TokenBucket::with_burst(byte_rate, byte_rate.max(settings.max_message.0 as f64), now);
     let close = loop {
         tokio::select! {
             biased;
@@ -68,9 +72,19 @@ pub async fn run<S>(
             }
             frame = stream.next() => {
                 last_heard = Instant::now();
-                let is_data = matches!(frame, Some(Ok(Frame::Text(_) | Frame::Binary(_))));
-                if is_data && !bucket.take(std::time::Instant::now()) {
-                    break Some((close_code::POLICY_VIOLATION, "rate limit exceeded"));
+                let size = match &frame {
+                    Some(Ok(Frame::Text(t))) => Some(t.len()),
+                    Some(Ok(Frame::Binary(b))) => Some(b.len()),
+                    _ => None,
+                };
+                if let Some(size) = size {
+                    let now = std::time::Instant::now();
+                    if !messages.take(now) {
+                        break Some((close_code::POLICY_VIOLATION, "rate limit exceeded: too many messages"));
+                    }
+                    if !bytes.take_n(size as f64, now) {
+                        break Some((close_code::POLICY_VIOLATION, "rate limit exceeded: too many bytes"));
+                    }
                 }
                 match frame {
                     None => break None,

@@ -42,14 +42,44 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// Why a cache directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// Someone else could write native code into it, which tern would then run.
+    #[error(
+        "refusing the component cache `{path}`: {why}; entries are native code tern runs, so \
+         only this user may write there (fix: `chown $(id -u) {path} && chmod 700 {path}`, or \
+         choose another directory with --cache-dir or TERN_CACHE_DIR)"
+    )]
+    Insecure {
+        /// The directory.
+        path: String,
+        /// What is wrong with its owner or mode.
+        why: String,
+    },
+    /// It cannot be created or read.
+    #[error("cannot use the component cache `{path}`: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 impl ComponentCache {
-    /// The cache in `dir`, created (readable by this user only) when missing.
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
+    /// The cache in `dir`, created (private to this user) when missing. An existing
+    /// directory must be owned by this user and writable by nobody else.
+    pub fn open(dir: &Path) -> Result<Self, CacheError> {
+        let io = |source| CacheError::Io { path: dir.display().to_string(), source };
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
-        #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)?;
+        builder.create(dir).map_err(io)?;
+        let meta = fs::metadata(dir).map_err(io)?;
+        if let Some(why) = not_private(&meta) {
+            return Err(CacheError::Insecure { path: dir.display().to_string(), why });
+        }
         Ok(Self { dir: dir.to_path_buf() })
     }
 
@@ -65,18 +95,27 @@ impl ComponentCache {
     /// else compiled and stored. A failure to store is logged, never fatal.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Origin)> {
         let path = self.dir.join(format!("{}.cwasm", key(engine, bytes)));
-        if path.is_file() {
-            // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output. The
-            // cache directory is created by tern, private to this user, and entries are
-            // written whole under a temporary name then renamed, so a reader never sees a
-            // partial file; wasmtime still checks the header and the engine's settings.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, Origin::Cached)),
-                Err(e) => tracing::warn!(
-                    entry = %path.display(), error = %e,
-                    "ignoring an unreadable precompiled-component cache entry"
-                ),
+        match read_entry(&path) {
+            Ok(Some(code)) => {
+                // SAFETY: `deserialize` trusts the bytes to be wasmtime's own output. They
+                // come from a directory only this user can write (checked at open), through
+                // a descriptor opened without following links, of a regular file owned by
+                // this user and writable by nobody else (checked on that descriptor), written
+                // whole under a temporary name then renamed; wasmtime still checks the header
+                // and the engine's settings.
+                match unsafe { Component::deserialize(engine, &code) } {
+                    Ok(component) => return Ok((component, Origin::Cached)),
+                    Err(e) => tracing::warn!(
+                        entry = %path.display(), error = %e,
+                        "ignoring an unreadable precompiled-component cache entry"
+                    ),
+                }
             }
+            Ok(None) => {}
+            Err(why) => tracing::warn!(
+                entry = %path.display(), problem = %why,
+                "refusing a precompiled-component cache entry: recompiling and replacing it"
+            ),
         }
         let component = Component::new(engine, bytes)?;
         if let Err(e) = self.store(&path, &component) {
@@ -117,13 +156,54 @@ impl ComponentCache {
     }
 }
 
-/// A new file in `dir` with a name no other writer uses.
+/// A new file in `dir`, readable by this user only, with a name no other writer uses.
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = dir.join(format!(".tmp-{}-{n}", std::process::id()));
-    let file = fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+    let file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
     Ok((path, file))
+}
+
+/// The bytes of the entry at `path`: None when there is none, an error saying why when it
+/// is not one this user alone wrote (a link, another owner, writable by others).
+fn read_entry(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("it is a symbolic link".into()),
+        Err(e) => return Err(format!("cannot open it: {e}")),
+    };
+    let meta = file.metadata().map_err(|e| format!("cannot inspect it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if let Some(why) = not_private(&meta) {
+        return Err(why);
+    }
+    let mut code = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    (&file).read_to_end(&mut code).map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(Some(code))
+}
+
+/// Why a file or directory with `meta` is not private to this user, if it is not.
+fn not_private(meta: &fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Some(format!("it is owned by uid {}, not this user (uid {me})", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!("its mode {:o} lets others write to it", meta.mode() & 0o777));
+    }
+    None
 }
 
 /// The entry name of `bytes` compiled by `engine`.
@@ -181,5 +261,42 @@ mod tests {
         let (_, origin) = cache.load(&engine, EMPTY_COMPONENT).expect("loads");
         assert_eq!(origin, Origin::Cached);
         let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod security_tests {
+    use std::os::unix::fs::{PermissionsExt as _, symlink};
+
+    use super::*;
+
+    const EMPTY_COMPONENT: &[u8] = &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    #[test]
+    fn a_directory_others_can_write_to_is_refused_naming_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ComponentCache::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("its mode 777 lets others write to it"), "{err}");
+        assert!(err.contains(&format!("chmod 700 {}", dir.path().display())), "{err}");
+    }
+
+    #[test]
+    fn entries_are_written_private_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ComponentCache::open(dir.path()).unwrap();
+        let engine = Engine::default();
+        cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        let entry = dir.path().join(format!("{}.cwasm", key(&engine, EMPTY_COMPONENT)));
+        assert_eq!(fs::metadata(&entry).unwrap().permissions().mode() & 0o777, 0o600);
+        let elsewhere = dir.path().join("elsewhere");
+        fs::rename(&entry, &elsewhere).unwrap();
+        symlink(&elsewhere, &entry).unwrap();
+        assert_eq!(read_entry(&entry).unwrap_err(), "it is a symbolic link");
+        let (_, origin) = cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        assert_eq!(origin, Origin::Compiled, "a linked entry is not loaded");
+        assert!(!fs::symlink_metadata(&entry).unwrap().file_type().is_symlink(), "and is replaced");
+        fs::set_permissions(&entry, fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(read_entry(&entry).unwrap_err().contains("lets others write"));
     }
 }

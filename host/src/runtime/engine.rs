@@ -12,20 +12,31 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// gives its worker back 100 times a second.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Most core module instances per component: a Rust wasip2 component has a handful (the
+/// program and small shim modules).
+const MAX_CORE_INSTANCES: u32 = 8;
+/// Linear memories per component: one, so that `execution.memory` is what an invocation
+/// may use, and one pooled memory slot per instance suffices.
+const MAX_MEMORIES: u32 = 1;
+/// Tables per component: the program's function table and the shims'.
+const MAX_TABLES: u32 = 4;
+
 /// Builds the engine: cranelift, pooling allocator sized for `max_instances` live
 /// instances, epoch interruption for deadlines.
 pub fn build(max_instances: u32, max_memory: u64) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
+    // Every total is the per-component maximum times the instances that may be alive at
+    // once (the runtime's semaphore admits no more), so no mix of components can exhaust a
+    // pool and make another function's call fail. A component past a per-component maximum
+    // is refused when it loads, with wasmtime's message naming the count.
     pool.total_component_instances(max_instances)
-        // A Rust wasip2 component is a handful of core instances (the program and small
-        // shim modules), one memory and a few tables.
-        .total_core_instances(max_instances.saturating_mul(8))
-        .total_memories(max_instances)
-        .total_tables(max_instances.saturating_mul(4))
+        .total_core_instances(max_instances.saturating_mul(MAX_CORE_INSTANCES))
+        .total_memories(max_instances.saturating_mul(MAX_MEMORIES))
+        .total_tables(max_instances.saturating_mul(MAX_TABLES))
         .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
-        .max_core_instances_per_component(32)
-        .max_memories_per_component(4)
-        .max_tables_per_component(16)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES)
+        .max_memories_per_component(MAX_MEMORIES)
+        .max_tables_per_component(MAX_TABLES)
         // Reset the first pages of a memory slot with memset instead of returning them to
         // the kernel: a Rust guest touches its stack and first heap pages on every call,
         // and faulting them back in dominated the cost of a small request.

@@ -117,7 +117,11 @@ impl FunctionRuntime {
         let outcome =
             tokio::time::timeout(function.timeout, function.pre.call(&mut store, input)).await;
         if let Some(output) = store.data().output.text() {
-            tracing::info!(function = %function.name, ?output, "function output");
+            // Guests print as often as clients call them: throttled like a warning.
+            static THROTTLE: crate::logging::LogThrottle = crate::logging::LogThrottle::new(20);
+            if let Some(suppressed) = THROTTLE.admit() {
+                tracing::info!(function = %function.name, ?output, suppressed, "function output");
+            }
         }
         match outcome {
             Err(_) => Err(InvocationError::Timeout(function.timeout)),

@@ -23,10 +23,19 @@ impl InvocationState {
     /// State for one invocation capped at `memory` bytes of linear memory.
     pub fn new(memory: u64, pubsub: PubsubContext) -> Self {
         // No preopened dirs, no env, no args, no network: the function sees nothing of the
-        // host but its clocks and random numbers.
+        // host but its clocks and random numbers. The network is off by default in this
+        // wasmtime-wasi, but its defaults have changed between releases: say it.
         let output = GuestOutput::default();
-        let wasi = WasiCtx::builder().stdout(output.clone()).stderr(output.clone()).build();
-        Self { wasi, table: ResourceTable::new(), limits: MemoryCap::new(memory), pubsub, output }
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        Self { wasi, table, limits: MemoryCap::new(memory), pubsub, output }
     }
 }
 
@@ -36,18 +45,27 @@ impl WasiView for InvocationState {
     }
 }
 
-/// Caps each linear memory of an instance and remembers a refused growth, because a Rust
-/// guest denied memory aborts through its OOM handler: the trap alone does not say why.
+/// Most resource handles (open channels, WASI streams...) one invocation may hold: a Rust
+/// guest uses a handful, and each costs host memory (opening channels in a loop cost tens of
+/// megabytes per call with wasmtime's default of a million).
+pub const MAX_RESOURCES: usize = 1000;
+
+/// Caps the sum of an instance's linear memories (a component may define several: a cap
+/// per memory would let four memories take four times the cap) and remembers a refused
+/// growth, because a Rust guest denied memory aborts through its OOM handler: the trap
+/// alone does not say why.
 #[derive(Debug)]
 pub struct MemoryCap {
     cap: usize,
+    /// Bytes of all linear memories of the store so far.
+    total: usize,
     exceeded: bool,
 }
 
 impl MemoryCap {
-    /// A cap of `bytes` per linear memory.
+    /// A cap of `bytes` for all linear memories together.
     pub fn new(bytes: u64) -> Self {
-        Self { cap: usize::try_from(bytes).unwrap_or(usize::MAX), exceeded: false }
+        Self { cap: usize::try_from(bytes).unwrap_or(usize::MAX), total: 0, exceeded: false }
     }
 
     /// Whether the guest asked for more memory than the cap.
@@ -57,19 +75,22 @@ impl MemoryCap {
 }
 
 /// Most elements a table may grow to; Rust guests use a few hundred.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
+const MAX_TABLE_ELEMENTS: usize = 10_000;
 
 impl ResourceLimiter for MemoryCap {
+    // Also called when a memory is created, with `current` 0: every memory is counted.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.cap {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.cap {
             self.exceeded = true;
             return Ok(false);
         }
+        self.total = total;
         Ok(true)
     }
 

@@ -47,21 +47,21 @@ impl App {
         let settings = project.settings.clone();
         let broker = Broker::new(settings.pubsub.subscriber_queue);
         let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
+        let public_origin = settings.public_url.as_deref().map(websocket_origin_of);
         let pubsub = Arc::new(Pubsub {
             broker: broker.clone(),
             rules: rules.clone(),
             max_message: usize::try_from(settings.websocket.max_message.0).unwrap_or(usize::MAX),
             max_publishes: settings.pubsub.max_publishes_per_invocation,
-            public_origin: settings.public_url.as_deref().map(websocket_origin_of),
+            public_origin: public_origin.clone(),
         });
-        let gateway = Gateway {
+        let gateway = Gateway::new(
             broker,
-            rules: rules.clone(),
-            settings: settings.websocket.clone(),
+            rules.clone(),
+            settings.websocket.clone(),
+            public_origin,
             shutdown,
-            sessions: TaskTracker::new(),
-            slots: Arc::new(tokio::sync::Semaphore::new(settings.websocket.max_connections)),
-        };
+        );
         let max_memory = project.functions.iter().map(|f| f.memory).max().unwrap_or(0);
         let runtime = FunctionRuntime::new(
             settings.http.max_concurrent_invocations,
@@ -83,7 +83,8 @@ impl App {
                 }),
                 Trigger::Pubsub { channel } => runtime.load(spec).map(|function| {
                     if let Some(config) = rules.by_name(channel) {
-                        triggers.push(pubsub_trigger(spec, Arc::new(function), config));
+                        let function = Arc::new(function);
+                        triggers.push(pubsub_trigger(spec, function, config, rules.clone()));
                     }
                 }),
             };
@@ -121,11 +122,12 @@ fn pubsub_trigger(
     spec: &FunctionSpec,
     function: Arc<crate::runtime::MessageFunction>,
     config: &crate::config::MessagingSpec,
+    rules: Arc<ChannelRules>,
 ) -> PubsubTrigger {
     PubsubTrigger {
         function,
         config: config.name.clone(),
-        matcher: config.matcher.clone(),
+        rules,
         queue: spec.queue,
         concurrency: spec.concurrency,
         stats: Arc::new(TriggerStats::default()),

@@ -1,16 +1,21 @@
-//! The HTTP server: accepts connections within a limit, serves each with hyper, and on
-//! shutdown stops accepting, lets in-flight requests finish within the grace period, and
-//! returns.
+//! The HTTP server: accepts connections within the global and per-address limits, serves
+//! each with hyper, and on shutdown stops accepting, lets in-flight requests finish within
+//! the grace period, and returns.
 
 pub mod app;
+pub mod fd_limit;
 pub mod handler;
+pub mod host;
+pub mod request;
+pub mod response;
 pub mod router;
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
 };
@@ -18,8 +23,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use app::App;
 
+use crate::ip_slots::{IpSlot, IpSlots};
+
 /// hyper's own limit on the number of request headers.
 const DEFAULT_MAX_HEADERS: usize = 100;
+/// How long a refused connection gets to take its 503.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then drains and returns.
 pub async fn run(
@@ -28,6 +37,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let connections = Arc::new(Semaphore::new(app.settings.http.max_connections));
+    let per_ip = IpSlots::new(app.settings.http.max_connections_per_ip);
     let tracker = TaskTracker::new();
     loop {
         // Past the connection limit, wait here: new clients queue in the kernel's backlog.
@@ -40,12 +50,19 @@ pub async fn run(
             () = shutdown.cancelled() => break,
         };
         match accepted {
-            Ok((stream, _peer)) => {
-                tracker.spawn(serve_connection(stream, app.clone(), shutdown.clone(), permit));
-            }
+            Ok((stream, peer)) => match per_ip.try_acquire(peer.ip()) {
+                Some(slot) => {
+                    let app = app.clone();
+                    let conn = serve_connection(stream, peer, app, shutdown.clone(), (permit, slot));
+                    tracker.spawn(conn);
+                }
+                None => {
+                    tracker.spawn(refuse(stream, per_ip.max(), permit));
+                }
+            },
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                crate::throttled_warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -68,17 +85,36 @@ pub async fn run(
     Ok(())
 }
 
+/// Answers a connection past `http.max_connections_per_ip` with a 503 and closes it,
+/// without reading what it sent.
+async fn refuse(mut stream: TcpStream, max: usize, _permit: OwnedSemaphorePermit) {
+    let body = format!(
+        "{{\"error\":\"too many connections from your address (http.max_connections_per_ip = {max})\"}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     app: Arc<App>,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, IpSlot),
 ) {
     let _ = stream.set_nodelay(true);
     let service_app = app.clone();
     let service = service_fn(move |req| {
         let app = service_app.clone();
-        async move { Ok::<_, Infallible>(handler::handle(&app, req).await) }
+        async move { Ok::<_, Infallible>(handler::handle(&app, req, peer.ip()).await) }
     });
     let http = &app.settings.http;
     let mut builder = http1::Builder::new();
@@ -95,7 +131,8 @@ async fn serve_connection(
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = shutdown.cancelled() => {
-            // Finish the request in flight, if any, then close.
+            // Finish the request in flight, if any, then close. One still sending its body
+            // is cut short by the body reader, which watches the same signal.
             conn.as_mut().graceful_shutdown();
             conn.await
         }

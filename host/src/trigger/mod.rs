@@ -1,9 +1,9 @@
 //! Pub/sub triggers: a function runs once for every message published on any channel its
-//! messaging config matches.
+//! messaging config governs (matches, and no more specific config matches too).
 //!
-//! Delivery never blocks publishers: each function has a bounded queue (`execution.queue`)
-//! drained by a dispatcher that runs at most `execution.concurrency` invocations at once.
-//! What does not fit is dropped and counted. A message `pubsub.max_hops` function publishes
+//! Delivery never blocks publishers: each function has a bounded queue (`execution.queue`),
+//! fair across channels ([`fair_queue`]), drained by a dispatcher that runs at most
+//! `execution.concurrency` invocations at once. What does not fit is dropped and counted. A message `pubsub.max_hops` function publishes
 //! deep is not delivered to functions again, which is what stops a function that publishes
 //! to its own trigger channel.
 
@@ -12,12 +12,15 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use tokio::sync::{Semaphore, mpsc, mpsc::error::TrySendError};
+pub mod fair_queue;
+
+use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use self::fair_queue::{FairQueue, Pushed};
 use crate::{
     broker::{Listener, Message},
-    config::ChannelMatcher,
+    config::messaging::ChannelRules,
     runtime::{
         FunctionRuntime, MessageFunction,
         bindings::types,
@@ -44,8 +47,8 @@ pub struct PubsubTrigger {
     pub function: Arc<MessageFunction>,
     /// The messaging config it is triggered by, by name.
     pub config: String,
-    /// That config's matcher.
-    pub matcher: ChannelMatcher,
+    /// Every messaging config: a channel triggers the function only if `config` governs it.
+    pub rules: Arc<ChannelRules>,
     /// `execution.queue`.
     pub queue: usize,
     /// `execution.concurrency`.
@@ -57,22 +60,25 @@ pub struct PubsubTrigger {
 /// The broker side of a trigger: filters and queues, never blocks.
 struct TriggerQueue {
     function: Arc<str>,
-    matcher: ChannelMatcher,
+    config: String,
+    rules: Arc<ChannelRules>,
     max_hops: usize,
-    tx: mpsc::Sender<Arc<Message>>,
+    queue: Arc<FairQueue>,
     stats: Arc<TriggerStats>,
 }
 
 impl Listener for TriggerQueue {
     fn offer(&self, message: &Arc<Message>) {
-        if self.matcher.specificity(&message.channel).is_none() {
+        // A more specific config may govern a channel this config's matcher also covers:
+        // that channel is the other config's, and so are its triggers.
+        if self.rules.resolve(&message.channel).is_none_or(|spec| spec.name != self.config) {
             return;
         }
         let trail = message.origin.trail();
         if trail.len() >= self.max_hops {
             self.stats.dropped_hop_limit.fetch_add(1, Ordering::Relaxed);
             let cycle: Vec<&str> = trail.iter().map(|f| &**f).collect();
-            tracing::warn!(
+            crate::throttled_warn!(
                 function = %self.function,
                 channel = %message.channel,
                 hops = trail.len(),
@@ -81,11 +87,14 @@ impl Listener for TriggerQueue {
             );
             return;
         }
-        match self.tx.try_send(message.clone()) {
-            Ok(()) => {
+        match self.queue.push(message.clone()) {
+            Pushed::Queued => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) => {
+            pushed => {
+                if pushed == Pushed::QueuedDroppingOther {
+                    self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                }
                 let dropped = self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed) + 1;
                 // Every drop is counted; the log says so at 1, 2, 4, 8... to stay readable.
                 if dropped.is_power_of_two() {
@@ -97,7 +106,6 @@ impl Listener for TriggerQueue {
                     );
                 }
             }
-            Err(TrySendError::Closed(_)) => {} // shutting down
         }
     }
 }
@@ -113,12 +121,13 @@ impl PubsubTrigger {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) {
-        let (tx, mut rx) = mpsc::channel::<Arc<Message>>(self.queue);
+        let queue = Arc::new(FairQueue::new(self.queue));
         pubsub.broker.add_listener(Arc::new(TriggerQueue {
             function: self.function.name.clone(),
-            matcher: self.matcher.clone(),
+            config: self.config.clone(),
+            rules: self.rules.clone(),
             max_hops,
-            tx,
+            queue: queue.clone(),
             stats: self.stats.clone(),
         }));
         let function = self.function.clone();
@@ -129,7 +138,7 @@ impl PubsubTrigger {
             loop {
                 let message = tokio::select! {
                     () = shutdown.cancelled() => break,
-                    message = rx.recv() => match message {
+                    message = queue.pop() => match message {
                         Some(m) => m,
                         None => break,
                     },
@@ -172,7 +181,7 @@ async fn invoke(
     };
     if let Err(e) = runtime.call(function, &input, context).await {
         stats.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
+        crate::throttled_warn!(
             function = %function.name,
             channel = %message.channel,
             error = %e,
