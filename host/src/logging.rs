@@ -65,7 +65,11 @@ impl Logging {
                 tick.tick().await;
                 let dropped = counter.dropped_lines();
                 if dropped > reported {
-                    tracing::warn!(dropped = dropped - reported, total = dropped, "log lines dropped: stderr is not being read fast enough");
+                    tracing::warn!(
+                        dropped = dropped - reported,
+                        total = dropped,
+                        "log lines dropped: stderr is not being read fast enough"
+                    );
                     reported = dropped;
                 }
             }
@@ -117,7 +121,10 @@ pub fn escape_controls(line: &[u8], ansi: bool) -> Vec<u8> {
     let mut i = 0;
     while i < body.len() {
         let b = body[i];
-        if ansi && b == 0x1b && let Some(len) = sgr_len(&body[i..]) {
+        if ansi
+            && b == 0x1b
+            && let Some(len) = sgr_len(&body[i..])
+        {
             out.extend_from_slice(&body[i..i + len]);
             i += len;
             continue;
@@ -172,7 +179,8 @@ impl LogThrottle {
 
     fn admit_at(&self, now: Instant) -> Option<u64> {
         let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if w.start.is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1))
+        if w.start
+            .is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1))
         {
             w.start = Some(now);
             w.admitted = 0;
@@ -192,8 +200,10 @@ impl LogThrottle {
 macro_rules! throttled_warn {
     ($($arg:tt)+) => {{
         static THROTTLE: $crate::logging::LogThrottle = $crate::logging::LogThrottle::new(20);
-        if let Some(suppressed) = THROTTLE.admit() {
-            tracing::warn!(suppressed, $($arg)+);
+        match THROTTLE.admit() {
+            Some(0) => tracing::warn!($($arg)+),
+            Some(suppressed) => tracing::warn!(suppressed, $($arg)+),
+            None => {}
         }
     }};
 }

@@ -7,6 +7,7 @@ mod hostile_functions;
 mod http_functions;
 mod limits;
 mod raw_frames;
+mod security;
 mod shutdown;
 mod storm;
 mod triggers;

@@ -108,7 +108,8 @@ impl OriginPattern {
                 let Ok(authority) = authority.parse::<http::uri::Authority>() else {
                     return false;
                 };
-                s.eq_ignore_ascii_case(scheme) && host.matches(authority.host(), authority.port_u16())
+                s.eq_ignore_ascii_case(scheme)
+                    && host.matches(authority.host(), authority.port_u16())
             }
         }
     }
@@ -124,7 +125,9 @@ impl FromStr for OriginPattern {
             _ => {}
         }
         let bad = |why: &str| {
-            format!("invalid origin `{s}`: {why} (https://app.example.com, https://*.example.com, null, *)")
+            format!(
+                "invalid origin `{s}`: {why} (https://app.example.com, https://*.example.com, null, *)"
+            )
         };
         let (scheme, host) = s.split_once("://").ok_or_else(|| bad("no scheme"))?;
         let scheme = scheme.to_ascii_lowercase();
@@ -196,7 +199,12 @@ mod tests {
         assert!(!o.matches("https://evil.example"));
         assert!(!o.matches("null"));
         assert!(OriginPattern::Null.matches("null"));
-        assert!("https://*.example.com".parse::<OriginPattern>().unwrap().matches("https://a.example.com"));
+        assert!(
+            "https://*.example.com"
+                .parse::<OriginPattern>()
+                .unwrap()
+                .matches("https://a.example.com")
+        );
         assert!("ftp://x".parse::<OriginPattern>().is_err());
         assert!("https://x/path".parse::<OriginPattern>().is_err());
     }

@@ -81,7 +81,12 @@ pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagn
     let values = [
         Bounded::bytes(&["http", "max_body"], http.max_body, 1, GIB),
         Bounded::count(&["http", "max_connections"], http.max_connections, 1, MILLION),
-        Bounded::count(&["http", "max_connections_per_ip"], http.max_connections_per_ip, 1, MILLION),
+        Bounded::count(
+            &["http", "max_connections_per_ip"],
+            http.max_connections_per_ip,
+            1,
+            MILLION,
+        ),
         Bounded::millis(&["http", "header_read_timeout"], http.header_read_timeout, MIN_TICK),
         Bounded::millis(&["http", "body_read_timeout"], http.body_read_timeout, MIN_TICK),
         Bounded::bytes(&["http", "min_body_rate"], http.min_body_rate, 1, GIB),
@@ -165,7 +170,12 @@ pub fn check_execution(
 ) -> Vec<(&'static [&'static str], String)> {
     let mut values = Vec::new();
     if let Some(memory) = memory {
-        values.push(Bounded::bytes(&["execution", "memory"], memory, 64 * KIB, MAX_FUNCTION_MEMORY));
+        values.push(Bounded::bytes(
+            &["execution", "memory"],
+            memory,
+            64 * KIB,
+            MAX_FUNCTION_MEMORY,
+        ));
     }
     if let Some(c) = concurrency {
         values.push(Bounded::count(

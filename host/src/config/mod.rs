@@ -130,9 +130,8 @@ fn read_settings(file: &Path, problems: &mut Diagnostics) -> Settings {
     if !file.exists() {
         return Settings::default();
     }
-    let parsed = yaml::read_file(file)
-        .map_err(|d| vec![d])
-        .and_then(|text| settings::parse(file, &text));
+    let parsed =
+        yaml::read_file(file).map_err(|d| vec![d]).and_then(|text| settings::parse(file, &text));
     parsed.unwrap_or_else(|ds| {
         ds.into_iter().for_each(|d| problems.push(d));
         Settings::default()

@@ -37,7 +37,12 @@ pub fn read_file(file: &Path) -> Result<String, Diagnostic> {
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnostic> {
     if let Some(at) = too_deep(text) {
         let msg = format!("nested more than {MAX_DEPTH} levels deep");
-        return Err(Diagnostic { file: file.to_path_buf(), location: Some(at), field: None, message: msg });
+        return Err(Diagnostic {
+            file: file.to_path_buf(),
+            location: Some(at),
+            field: None,
+            message: msg,
+        });
     }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {

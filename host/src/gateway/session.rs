@@ -62,7 +62,8 @@ pub async fn run<S>(
     let mut messages = TokenBucket::new(settings.max_messages_per_second, now);
     // One message of the largest size always fits in a burst.
     let byte_rate = settings.max_bytes_per_second.0 as f64;
-    let mut bytes = TokenBucket::with_burst(byte_rate, byte_rate.max(settings.max_message.0 as f64), now);
+    let mut bytes =
+        TokenBucket::with_burst(byte_rate, byte_rate.max(settings.max_message.0 as f64), now);
     let close = loop {
         tokio::select! {
             biased;

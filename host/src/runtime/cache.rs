@@ -177,7 +177,9 @@ fn read_entry(path: &Path) -> Result<Option<Vec<u8>>, String> {
     {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("it is a symbolic link".into()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err("it is a symbolic link".into());
+        }
         Err(e) => return Err(format!("cannot open it: {e}")),
     };
     let meta = file.metadata().map_err(|e| format!("cannot inspect it: {e}"))?;

@@ -119,8 +119,12 @@ impl FunctionRuntime {
         if let Some(output) = store.data().output.text() {
             // Guests print as often as clients call them: throttled like a warning.
             static THROTTLE: crate::logging::LogThrottle = crate::logging::LogThrottle::new(20);
-            if let Some(suppressed) = THROTTLE.admit() {
-                tracing::info!(function = %function.name, ?output, suppressed, "function output");
+            match THROTTLE.admit() {
+                Some(0) => tracing::info!(function = %function.name, ?output, "function output"),
+                Some(suppressed) => {
+                    tracing::info!(function = %function.name, ?output, suppressed, "function output");
+                }
+                None => {}
             }
         }
         match outcome {

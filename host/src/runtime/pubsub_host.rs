@@ -1,6 +1,6 @@
 //! The host side of the WIT `pubsub` interface: what a function's `Channel` calls do.
 //!
-//! This is the runtime's only way to the broker (DESIGN.md §2).
+//! This is the runtime's only way to the broker.
 
 use std::sync::Arc;
 
@@ -38,13 +38,19 @@ pub struct PubsubContext {
     /// The functions whose publishes led to this invocation, this one last.
     trail: Arc<[Arc<str>]>,
     published: u32,
+    /// Channel handles the guest holds now.
+    open_channels: usize,
 }
+
+/// Most channels one invocation may hold open at once: each is host memory, and a guest
+/// opening channels in a loop must get an error, not the host's memory.
+pub const MAX_OPEN_CHANNELS: usize = 256;
 
 impl PubsubContext {
     /// The context of one invocation; `trail` names the functions whose publishes led to
     /// it, ending with its own.
     pub fn new(shared: Arc<Pubsub>, origin: Option<Arc<str>>, trail: Arc<[Arc<str>]>) -> Self {
-        Self { shared, origin, trail, published: 0 }
+        Self { shared, origin, trail, published: 0, open_channels: 0 }
     }
 
     fn publish(&mut self, handle: &ChannelHandle, payload: Payload) -> Result<(), Error> {
@@ -79,8 +85,15 @@ impl HostChannel for InvocationState {
         let Some(spec) = self.pubsub.shared.rules.resolve(&name) else {
             return Ok(Err(Error::NotConfigured(name.to_string())));
         };
+        if self.pubsub.open_channels >= MAX_OPEN_CHANNELS {
+            let msg =
+                format!("too many channels open in this invocation (at most {MAX_OPEN_CHANNELS})");
+            return Ok(Err(Error::Unavailable(msg)));
+        }
         let handle = ChannelHandle { name, websocket: spec.websocket };
-        Ok(Ok(self.table.push(handle)?))
+        let handle = self.table.push(handle)?;
+        self.pubsub.open_channels += 1;
+        Ok(Ok(handle))
     }
 
     fn name(&mut self, channel: Resource<ChannelHandle>) -> wasmtime::Result<String> {
@@ -128,6 +141,7 @@ impl HostChannel for InvocationState {
 
     fn drop(&mut self, channel: Resource<ChannelHandle>) -> wasmtime::Result<()> {
         self.table.delete(channel)?;
+        self.pubsub.open_channels -= 1;
         Ok(())
     }
 }

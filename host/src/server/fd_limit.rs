@@ -21,7 +21,8 @@ pub fn fit(settings: &mut Settings) {
         }
     };
     tracing::info!(open_files = limit, "open-file limit raised to the hard limit");
-    let (http, ws) = fitted(settings.http.max_connections, settings.websocket.max_connections, limit);
+    let (http, ws) =
+        fitted(settings.http.max_connections, settings.websocket.max_connections, limit);
     if (http, ws) != (settings.http.max_connections, settings.websocket.max_connections) {
         tracing::warn!(
             open_files = limit,

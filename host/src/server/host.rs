@@ -13,17 +13,25 @@ use crate::{
 /// The request's validated host (None for an HTTP/1.0 request without one), or the answer
 /// refusing it: 400 for a missing, repeated or malformed `Host`, 421 for one not in
 /// `allowed`.
-pub fn check<B>(req: &Request<B>, allowed: &[HostPattern]) -> Result<Option<Authority>, Response<Body>> {
+pub fn check<B>(
+    req: &Request<B>,
+    allowed: &[HostPattern],
+) -> Result<Option<Authority>, Response<Body>> {
     let mut values = req.headers().get_all(header::HOST).iter();
     let host = match (values.next(), values.next()) {
-        (Some(_), Some(_)) => return Err(error(StatusCode::BAD_REQUEST, "more than one Host header")),
+        (Some(_), Some(_)) => {
+            return Err(error(StatusCode::BAD_REQUEST, "more than one Host header"));
+        }
         (Some(value), None) => Some(parse(value.as_bytes())?),
         (None, _) => None,
     };
     // An absolute-form target (`GET http://a/ HTTP/1.1`) names a host too: both must agree.
     let host = match (host, req.uri().authority()) {
         (Some(h), Some(target)) if !h.as_str().eq_ignore_ascii_case(target.as_str()) => {
-            return Err(error(StatusCode::BAD_REQUEST, "the Host header and the request target name different hosts"));
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "the Host header and the request target name different hosts",
+            ));
         }
         (None, Some(target)) => Some(parse(target.as_str().as_bytes())?),
         (host, _) => host,

@@ -15,7 +15,7 @@ use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
-    io::AsyncWriteExt,
+    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
 };
@@ -29,6 +29,8 @@ use crate::ip_slots::{IpSlot, IpSlots};
 const DEFAULT_MAX_HEADERS: usize = 100;
 /// How long a refused connection gets to take its 503.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most bytes read and discarded from a refused connection.
+const REFUSAL_DRAIN: usize = 64 * 1024;
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then drains and returns.
 pub async fn run(
@@ -53,7 +55,8 @@ pub async fn run(
             Ok((stream, peer)) => match per_ip.try_acquire(peer.ip()) {
                 Some(slot) => {
                     let app = app.clone();
-                    let conn = serve_connection(stream, peer, app, shutdown.clone(), (permit, slot));
+                    let conn =
+                        serve_connection(stream, peer, app, shutdown.clone(), (permit, slot));
                     tracker.spawn(conn);
                 }
                 None => {
@@ -85,8 +88,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Answers a connection past `http.max_connections_per_ip` with a 503 and closes it,
-/// without reading what it sent.
+/// Answers a connection past `http.max_connections_per_ip` with a 503 and closes it. What
+/// it sent is read and discarded for a moment (bounded in bytes and time): closing with
+/// unread data makes the kernel reset the connection, and the client lose the answer.
 async fn refuse(mut stream: TcpStream, max: usize, _permit: OwnedSemaphorePermit) {
     let body = format!(
         "{{\"error\":\"too many connections from your address (http.max_connections_per_ip = {max})\"}}"
@@ -98,7 +102,16 @@ async fn refuse(mut stream: TcpStream, max: usize, _permit: OwnedSemaphorePermit
     );
     let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
         stream.write_all(answer.as_bytes()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        let mut discarded = 0;
+        let mut buf = [0u8; 4096];
+        while discarded < REFUSAL_DRAIN {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => discarded += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
     })
     .await;
 }

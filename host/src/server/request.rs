@@ -53,7 +53,8 @@ where
     loop {
         // The deadline for the next bytes: the whole body's, or sooner when what arrived so
         // far is below the minimum rate.
-        let at_rate = started + RATE_GRACE + Duration::from_secs_f64(data.len() as f64 / rate as f64);
+        let at_rate =
+            started + RATE_GRACE + Duration::from_secs_f64(data.len() as f64 / rate as f64);
         let deadline = give_up.min(at_rate);
         let frame = tokio::select! {
             frame = body.frame() => frame,
@@ -80,7 +81,10 @@ where
                 }
             }
             Some(Err(e)) => {
-                return Err(error(StatusCode::BAD_REQUEST, &format!("cannot read request body: {e}")));
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read request body: {e}"),
+                ));
             }
         }
     }

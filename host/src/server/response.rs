@@ -42,7 +42,11 @@ pub struct Call<'a> {
 
 /// Turns a function's response into an HTTP one, or a 500 when it is not one tern sends:
 /// a status outside 200-999, a header that is invalid or too many, a body over the limit.
-pub fn from_function(call: &Call<'_>, response: types::Response, limits: &HttpSettings) -> Response<Body> {
+pub fn from_function(
+    call: &Call<'_>,
+    response: types::Response,
+    limits: &HttpSettings,
+) -> Response<Body> {
     match build(response, limits) {
         Ok(resp) => resp,
         Err(problem) => {
@@ -51,7 +55,13 @@ pub fn from_function(call: &Call<'_>, response: types::Response, limits: &HttpSe
                 status = 500, problem = %problem, "function returned an invalid response"
             );
             let detail = format!("function `{}` {problem}", call.function.name);
-            failure_body(StatusCode::INTERNAL_SERVER_ERROR, "function returned an invalid response", &detail, call.id, limits)
+            failure_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "function returned an invalid response",
+                &detail,
+                call.id,
+                limits,
+            )
         }
     }
 }
@@ -62,17 +72,20 @@ fn build(response: types::Response, limits: &HttpSettings) -> Result<Response<Bo
         let len = response.body.len();
         return Err(format!("returned a body of {len} bytes, over the limit of {max_body}"));
     }
-    let status = StatusCode::from_u16(response.status)
-        .ok()
-        .filter(|s| s.as_u16() >= 200)
-        .ok_or_else(|| format!("returned invalid status {} (200 to 999 are allowed)", response.status))?;
+    let status =
+        StatusCode::from_u16(response.status).ok().filter(|s| s.as_u16() >= 200).ok_or_else(
+            || format!("returned invalid status {} (200 to 999 are allowed)", response.status),
+        )?;
     if response.headers.len() > limits.max_headers {
         let n = response.headers.len();
         return Err(format!("returned {n} headers, over the limit of {}", limits.max_headers));
     }
     let size: u64 = response.headers.iter().map(|(k, v)| (k.len() + v.len() + 4) as u64).sum();
     if size > limits.max_header_size.0 {
-        return Err(format!("returned {size} bytes of headers, over the limit of {}", limits.max_header_size.0));
+        return Err(format!(
+            "returned {size} bytes of headers, over the limit of {}",
+            limits.max_header_size.0
+        ));
     }
     let mut resp = Response::new(Full::new(Bytes::from(response.body)));
     *resp.status_mut() = status;
@@ -112,7 +125,13 @@ pub fn failure(call: &Call<'_>, e: InvocationError, limits: &HttpSettings) -> Re
 
 /// `{"error": ..., "request_id": ...}`: a short message for public clients, the whole cause
 /// (which names the function and may quote the guest) only with `http.expose_errors`.
-fn failure_body(status: StatusCode, short: &str, detail: &str, id: &RequestId, limits: &HttpSettings) -> Response<Body> {
+fn failure_body(
+    status: StatusCode,
+    short: &str,
+    detail: &str,
+    id: &RequestId,
+    limits: &HttpSettings,
+) -> Response<Body> {
     let message = if limits.expose_errors { detail } else { short };
     json(status, &serde_json::json!({ "error": message, "request_id": id.as_str() }))
 }

@@ -154,7 +154,11 @@ mod tests {
 
     fn message(channel: &str, text: &str) -> Arc<Message> {
         let channel = ChannelName::parse(channel).unwrap();
-        Arc::new(Message::new(channel, Payload::text(text), Origin::Function { trail: Arc::from([]) }))
+        Arc::new(Message::new(
+            channel,
+            Payload::text(text),
+            Origin::Function { trail: Arc::from([]) },
+        ))
     }
 
     fn text(m: &Message) -> String {
