@@ -25,7 +25,7 @@ fn check_lists_every_problem_with_file_line_and_field() {
         let (code, stdout, stderr) = tern_cli(&projects, &["check", &name]);
         assert_eq!(code, 1, "{name}: tern check should fail; stdout: {stdout}");
         let expected_file = case.join("expected.txt");
-        if std::env::var_os("TERN_BLESS").is_some() {
+        if bless() {
             fs::write(&expected_file, &stderr).unwrap();
             continue;
         }
@@ -35,6 +35,12 @@ fn check_lists_every_problem_with_file_line_and_field() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Whether to rewrite the expected outputs: only for `TERN_BLESS=1`, so that a stray
+/// `TERN_BLESS=0` or empty value in the environment cannot turn the check into a rewrite.
+fn bless() -> bool {
+    std::env::var("TERN_BLESS").is_ok_and(|v| v == "1")
 }
 
 #[test]

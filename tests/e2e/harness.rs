@@ -2,7 +2,7 @@
 //! real `tern` binary as a child process that is always stopped.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, ErrorKind, Read, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -129,45 +129,73 @@ impl TestProject {
     }
 }
 
-/// A running `tern serve`, killed when dropped if it is still running.
-pub struct Tern {
-    child: Child,
-    /// The address it listens on.
-    pub addr: SocketAddr,
-    logs: Arc<Mutex<String>>,
+/// How to start `tern serve`: what tests vary besides the project.
+pub struct Serve {
+    command: Command,
+    listen: bool,
+    close_stderr: bool,
 }
 
-impl Tern {
-    /// Serves `dir` on an ephemeral port of 127.0.0.1.
-    pub fn serve(dir: &Path) -> Tern {
-        Self::serve_with(dir, &[])
-    }
-
-    /// Serves `dir` with extra command-line arguments.
-    pub fn serve_with(dir: &Path, extra: &[&str]) -> Tern {
+impl Serve {
+    /// `tern serve DIR --listen 127.0.0.1:0`, logging at `info` into the test's buffer,
+    /// with the test cache directory.
+    pub fn new(dir: &Path) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
         kill_with_parent(&mut command);
-        let mut child = command
+        command
             .arg("serve")
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
             .env("TERN_LOG", "info")
             .env("TERN_CACHE_DIR", cache_dir())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tern");
+            .stderr(Stdio::piped());
+        Self { command, listen: true, close_stderr: false }
+    }
+
+    /// Extra command-line arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    /// An environment variable (`TERN_LOG` replaces the default `info`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Without `--listen`: the address comes from `tern.yaml` (or its default).
+    pub fn listen_from_settings(mut self) -> Self {
+        self.listen = false;
+        self
+    }
+
+    /// Closes the read end of tern's stderr at once, as when whoever read the logs is gone.
+    pub fn stderr_closed(mut self) -> Self {
+        self.close_stderr = true;
+        self
+    }
+
+    /// Starts tern and waits for its `listening on` line.
+    pub fn start(mut self) -> Tern {
+        if self.listen {
+            self.command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = self.command.spawn().expect("start tern");
         let logs = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
-        let sink = logs.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut logs = sink.lock().expect("logs lock");
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
+        if self.close_stderr {
+            drop(stderr);
+        } else {
+            let sink = logs.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut logs = sink.lock().expect("logs lock");
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            });
+        }
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read tern's stdout");
@@ -181,15 +209,36 @@ impl Tern {
                 thread::sleep(Duration::from_millis(100));
                 panic!("tern did not start: stdout {line:?}, logs:\n{}", logs.lock().expect("lock"))
             });
-        // Anything more on stdout would break the one-line promise: keep reading to check.
-        let extra_stdout = Arc::new(Mutex::new(String::new()));
-        let extra = extra_stdout.clone();
-        thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stdout.read_to_string(&mut rest);
-            extra.lock().expect("lock").push_str(&rest);
+        // Anything more on stdout would break the one-line promise: keep reading, so that
+        // `stdout_after_listening_line` can tell once tern has exited.
+        let rest_of_stdout = thread::spawn(move || {
+            let mut rest = Vec::new();
+            let _ = stdout.read_to_end(&mut rest);
+            String::from_utf8_lossy(&rest).into_owned()
         });
-        Tern { child, addr, logs }
+        Tern { child, addr, logs, rest_of_stdout: Some(rest_of_stdout) }
+    }
+}
+
+/// A running `tern serve`, killed when dropped if it is still running.
+pub struct Tern {
+    child: Child,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<String>>,
+    /// What it writes to stdout after its `listening on` line, complete once it exits.
+    rest_of_stdout: Option<thread::JoinHandle<String>>,
+}
+
+impl Tern {
+    /// Serves `dir` on an ephemeral port of 127.0.0.1.
+    pub fn serve(dir: &Path) -> Tern {
+        Serve::new(dir).start()
+    }
+
+    /// Serves `dir` with extra command-line arguments.
+    pub fn serve_with(dir: &Path, extra: &[&str]) -> Tern {
+        Serve::new(dir).args(extra).start()
     }
 
     /// `http://ADDR{path}`.
@@ -202,15 +251,33 @@ impl Tern {
         self.logs.lock().expect("logs lock").clone()
     }
 
-    /// Waits until its logs contain `needle`, for at most 10 s.
+    /// The lines it logged so far that contain every one of `needles`.
+    pub fn log_lines(&self, needles: &[&str]) -> Vec<String> {
+        let logs = self.logs();
+        logs.lines().filter(|l| needles.iter().all(|n| l.contains(n))).map(String::from).collect()
+    }
+
+    /// Waits until its logs contain `needle`, for at most 20 s.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_lines(&[needle], 1);
+        self.logs()
+    }
+
+    /// Waits until it has logged at least `count` lines containing every one of `needles`,
+    /// for at most 20 s, and returns those lines.
+    pub fn wait_for_lines(&self, needles: &[&str], count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let logs = self.logs();
-            if logs.contains(needle) {
-                return logs;
+            let lines = self.log_lines(needles);
+            if lines.len() >= count {
+                return lines;
             }
-            assert!(Instant::now() < deadline, "no log line with {needle:?} in:\n{logs}");
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} log lines with {needles:?} in:\n{}",
+                lines.len(),
+                self.logs()
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -235,6 +302,19 @@ impl Tern {
             assert!(Instant::now() < deadline, "tern did not exit within {limit:?}");
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("poll tern").is_some()
+    }
+
+    /// Everything it wrote to stdout after its `listening on` line; only once it exited.
+    pub fn stdout_after_listening_line(&mut self) -> String {
+        let exited = self.child.try_wait().expect("poll tern");
+        assert!(exited.is_some(), "stdout is complete only once tern has exited");
+        let reader = self.rest_of_stdout.take().expect("stdout is read once");
+        reader.join().expect("the stdout reader does not panic")
     }
 }
 
@@ -261,7 +341,7 @@ impl Drop for Tern {
 
 /// Makes the child die with the test thread that started it, so a test killed from outside
 /// (a timeout, Ctrl-C) leaves no `tern` behind; `Drop` covers every other ending.
-fn kill_with_parent(command: &mut Command) {
+pub fn kill_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -276,7 +356,9 @@ fn kill_with_parent(command: &mut Command) {
 
 /// Runs the `tern` binary to completion with `args` in `cwd`: (exit code, stdout, stderr).
 pub fn tern_cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
+    kill_with_parent(&mut command);
+    let out = command
         .args(args)
         .env("TERN_CACHE_DIR", cache_dir())
         .current_dir(cwd)
@@ -289,21 +371,56 @@ pub fn tern_cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// What a server answered on a raw connection, and how the exchange ended.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// Everything it sent, lossily decoded.
+    pub text: String,
+    /// True when the server closed the connection (end of stream or reset); false when it
+    /// kept it open and stayed silent for [`RAW_SILENCE`].
+    pub closed: bool,
+}
+
+impl std::ops::Deref for RawAnswer {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for RawAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = if self.closed { "closed" } else { "still open" };
+        write!(f, "{} [connection {end}]", self.text)
+    }
+}
+
+/// How long [`raw_http`] waits for more bytes before it takes the connection as kept open.
+pub const RAW_SILENCE: Duration = Duration::from_secs(5);
+
 /// Sends raw bytes on a fresh connection and returns everything the server answers until
-/// it closes the connection or stays silent for 3 s.
-pub fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+/// it closes the connection or stays silent for [`RAW_SILENCE`].
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> RawAnswer {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(3))).expect("set timeout");
-    stream.write_all(request).expect("send");
+    stream.set_read_timeout(Some(RAW_SILENCE)).expect("set timeout");
+    // A server may answer and close before reading all of a hostile request; what it
+    // answered is still there to read.
+    let _ = stream.write_all(request);
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
-    loop {
+    let closed = loop {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break true,
             Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break false;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => break true, // reset, aborted: closed all the same
         }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    };
+    RawAnswer { text: String::from_utf8_lossy(&out).into_owned(), closed }
 }
 
 /// An HTTP client with a bounded timeout, so a hung server fails the test instead of it.

@@ -60,6 +60,13 @@ impl RawClient {
 
     /// Reads frames until a close frame and returns its code.
     pub fn close_code(&mut self) -> u16 {
+        self.frames_until_close().1
+    }
+
+    /// Reads frames, answering none of them, until a close frame: the opcodes of the
+    /// frames before it, and its code.
+    pub fn frames_until_close(&mut self) -> (Vec<u8>, u16) {
+        let mut opcodes = Vec::new();
         loop {
             let mut head = [0u8; 2];
             self.stream.read_exact(&mut head).expect("a close frame before the connection ends");
@@ -80,8 +87,9 @@ impl RawClient {
             let mut payload = vec![0u8; len as usize];
             self.stream.read_exact(&mut payload).unwrap();
             if opcode == 8 {
-                return u16::from_be_bytes([payload[0], payload[1]]);
+                return (opcodes, u16::from_be_bytes([payload[0], payload[1]]));
             }
+            opcodes.push(opcode);
         }
     }
 }

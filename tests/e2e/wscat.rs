@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::harness::{Tern, client, repo, room_url};
+use crate::harness::{Tern, client, kill_with_parent, repo, room_url};
 
 /// A child process killed when dropped.
 struct Process(Child);
@@ -23,7 +23,9 @@ impl Drop for Process {
 fn wscat(url: &str) -> Process {
     let bin = repo().join("tools/node_modules/.bin/wscat");
     assert!(bin.is_file(), "wscat is not installed: run scripts/setup.sh");
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    kill_with_parent(&mut command);
+    let child = command
         .args(["-c", url])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
