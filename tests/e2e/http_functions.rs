@@ -1,6 +1,8 @@
 //! Serving HTTP-triggered functions: routing, bodies, limits, fresh instances.
 
-use crate::harness::{Tern, TestProject, client, raw_http, repo};
+use std::time::Duration;
+
+use crate::harness::{Serve, Tern, TestProject, client, raw_http, repo, room_url};
 
 #[tokio::test]
 async fn hello_answers_with_the_name_from_the_query() {
@@ -40,16 +42,44 @@ async fn echo_returns_the_body_and_content_type_unchanged() {
 }
 
 #[tokio::test]
-async fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
+async fn unknown_path_is_404_with_a_json_error_and_wrong_method_is_405_with_allow() {
     let tern = Tern::serve(&repo().join("examples/hello"));
     let resp = client().get(tern.url("/nowhere")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "error": "no route for /nowhere" }));
     let resp = client().delete(tern.url("/hello")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "GET");
     let resp = client().get(tern.url("/echo")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "POST");
+}
+
+#[tokio::test]
+async fn put_patch_head_and_options_routes_reach_their_functions() {
+    // One function per method on the same path; `/method` answers the method it got.
+    let project = ["PUT", "patch", "Head", "OPTIONS"].iter().fold(TestProject::new(), |p, m| {
+        p.http(&format!("on_{}", m.to_lowercase()), m, "/method", "hostile", "timeout: 5s")
+    });
+    let tern = Tern::serve(project.path());
+    let url = tern.url("/method");
+    for method in ["PUT", "PATCH", "OPTIONS"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = client().request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{method}");
+        assert_eq!(resp.text().await.unwrap(), method.as_str());
+    }
+    let resp = client().head(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "HEAD");
+    assert_eq!(resp.text().await.unwrap(), "", "a HEAD answer has no body");
+    // Every method the path has, sorted, for one it does not have.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let resp = client().request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(resp.status(), 405, "{method}");
+        assert_eq!(resp.headers()["allow"], "HEAD, OPTIONS, PATCH, PUT", "{method}");
+    }
 }
 
 fn small_body_limit_project() -> TestProject {
@@ -98,7 +128,59 @@ async fn every_invocation_gets_a_fresh_instance() {
 
 #[tokio::test]
 async fn listening_line_is_the_only_stdout_and_names_the_bound_port() {
-    let tern = Tern::serve(&repo().join("examples/hello"));
+    let mut tern = Tern::serve(&repo().join("examples/hello"));
     assert_ne!(tern.addr.port(), 0);
     assert!(tern.addr.ip().is_loopback());
+    // Serving, failing and shutting down all log: none of it may reach stdout.
+    let resp = client().get(tern.url("/hello?name=x")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = client().get(tern.url("/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    tern.signal("TERM");
+    assert_eq!(tern.wait_exit(Duration::from_secs(20)).code(), Some(0), "{}", tern.logs());
+    assert_eq!(tern.stdout_after_listening_line(), "", "more than one line on stdout");
+}
+
+#[tokio::test]
+async fn listen_and_public_url_are_read_from_tern_yaml() {
+    // Another loopback address than the default's, so the line proves where it came from.
+    let project = TestProject::from_example("chat")
+        .settings("listen: 127.0.0.2:0\npublic_url: https://chat.example.com\n");
+    let tern = Serve::new(project.path()).listen_from_settings().start();
+    assert_eq!(tern.addr.ip().to_string(), "127.0.0.2");
+    let url = room_url(&tern, "tau").await;
+    assert!(url.starts_with("wss://chat.example.com/ws/channel/chat/rooms/"), "{url}");
+    // The command line wins over both.
+    let tern = Serve::new(project.path())
+        .args(["--public-url", "http://other.example.com"].as_slice())
+        .start();
+    assert_eq!(tern.addr.ip().to_string(), "127.0.0.1", "--listen 127.0.0.1:0 wins");
+    let url = room_url(&tern, "tau").await;
+    assert!(url.starts_with("ws://other.example.com/ws/channel/chat/rooms/"), "{url}");
+}
+
+#[tokio::test]
+async fn tern_log_filters_by_level_and_by_target() {
+    let project = TestProject::new().http("trap", "GET", "/trap", "hostile", "timeout: 5s").http(
+        "hello",
+        "GET",
+        "/hello",
+        "hello",
+        "timeout: 5s",
+    );
+    // Warnings only: a failed invocation is logged, the start-up's info lines are not.
+    let tern = Serve::new(project.path()).env("TERN_LOG", "warn").start();
+    let resp = client().get(tern.url("/trap")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    tern.wait_for_log("invocation failed");
+    let logs = tern.logs();
+    assert!(!logs.contains("component loaded") && !logs.contains("serving"), "{logs}");
+    drop(tern);
+    // Info for the command line's module only: `serving` (tern::cli) but not
+    // `component loaded` (tern::runtime).
+    let tern = Serve::new(project.path()).env("TERN_LOG", "warn,tern::cli=info").start();
+    let resp = client().get(tern.url("/hello?name=x")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let logs = tern.wait_for_log("serving");
+    assert!(!logs.contains("component loaded"), "{logs}");
 }
