@@ -6,9 +6,12 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use crate::harness::{
-    Tern, TestProject, client, repo, room_url, ws_close_code, ws_connect, ws_next, ws_next_text,
-    ws_refusal,
+use crate::{
+    harness::{
+        Serve, Tern, TestProject, Ws, client, repo, room_url, ws_close_code, ws_connect, ws_next,
+        ws_next_text, ws_refusal,
+    },
+    raw_frames::{PING, RawClient},
 };
 
 #[tokio::test]
@@ -134,24 +137,91 @@ async fn a_thousand_messages_from_one_publisher_arrive_in_order() {
     }
 }
 
+/// Publishes 16 KiB messages from `publisher`, each read by `reader`, until tern logs a
+/// line with `needle` (about a client that does not read); returns how many it sent.
+async fn publish_until_logged(
+    tern: &Tern,
+    publisher: &mut Ws,
+    reader: &mut Ws,
+    needle: &str,
+) -> usize {
+    let payload = "z".repeat(16 * 1024);
+    let mut sent = 0;
+    // The publisher waits for the reader after each message, so only a client that does
+    // not read falls behind. 20,000 messages (320 MiB) is far more than the socket buffers
+    // of a client that does not read hold.
+    while tern.log_lines(&[needle]).is_empty() {
+        assert!(sent < 20_000, "no {needle:?} after {sent} messages:\n{}", tern.logs());
+        publisher.send(Message::text(format!("{sent}:{payload}"))).await.unwrap();
+        let text = ws_next_text(reader).await;
+        assert!(text.starts_with(&format!("{sent}:")), "message {sent} out of order");
+        sent += 1;
+    }
+    sent
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_reads_is_dropped_and_the_others_get_everything() {
-    let project = TestProject::from_example("chat").settings("pubsub:\n  subscriber_queue: 64\n");
+async fn a_client_that_never_reads_is_closed_with_1008_and_the_others_get_everything() {
+    // A write timeout longer than the test: the stalled client is dropped for its queue.
+    let project = TestProject::from_example("chat")
+        .settings("pubsub:\n  subscriber_queue: 64\nwebsocket:\n  write_timeout: 300s\n");
     let tern = Tern::serve(project.path());
     let url = room_url(&tern, "slow").await;
-    // Connected, then never read from again.
-    let _stalled = ws_connect(&url).await;
+    // Connected, then not read from until tern gives up on it.
+    let mut stalled = ws_connect(&url).await;
     let mut publisher = ws_connect(&url).await;
     let mut reader = ws_connect(&url).await;
-    let payload = "z".repeat(16 * 1024);
-    // 32 MiB: far more than the socket buffers of the stalled client hold. The publisher
-    // waits for the reader after each message, so only the stalled client falls behind.
-    for i in 0..2000 {
-        publisher.send(Message::text(format!("{i}:{payload}"))).await.unwrap();
-        let text = ws_next_text(&mut reader).await;
-        assert!(text.starts_with(&format!("{i}:")), "message {i} out of order");
+    let needle = "slow consumer dropped";
+    let sent = publish_until_logged(&tern, &mut publisher, &mut reader, needle).await;
+    // Nobody else waits for it.
+    publisher.send(Message::text("after")).await.unwrap();
+    assert_eq!(ws_next_text(&mut reader).await, "after");
+    // What reached its socket, in order, then the close frame saying why.
+    let mut received = 0;
+    let code = loop {
+        match ws_next(&mut stalled).await {
+            Message::Text(text) => {
+                let in_order = text.starts_with(&format!("{received}:"));
+                assert!(in_order, "message {received} out of order");
+                received += 1;
+            }
+            Message::Close(Some(frame)) => break u16::from(frame.code),
+            other => panic!("expected text or a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 1008, "the slow consumer's close code");
+    assert!(received < sent, "the slow consumer got all {sent} messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_slower_than_the_write_timeout_is_dropped_without_waiting_for_its_queue() {
+    // A queue the test never fills: only the write timeout can drop the stalled client.
+    let project = TestProject::from_example("chat")
+        .settings("pubsub:\n  subscriber_queue: 1000000\nwebsocket:\n  write_timeout: 200ms\n");
+    let tern = Serve::new(project.path()).env("TERN_LOG", "info,tern::gateway=debug").start();
+    let url = room_url(&tern, "stalled").await;
+    let mut stalled = ws_connect(&url).await;
+    let mut publisher = ws_connect(&url).await;
+    let mut reader = ws_connect(&url).await;
+    let needle = "write timed out: dropping the client";
+    publish_until_logged(&tern, &mut publisher, &mut reader, needle).await;
+    assert!(tern.log_lines(&["slow consumer dropped"]).is_empty(), "{}", tern.logs());
+    publisher.send(Message::text("after")).await.unwrap();
+    assert_eq!(ws_next_text(&mut reader).await, "after");
+    // Dropped, not closed: what reached its socket, then the end of the connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let next = tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut stalled))
+            .await
+            .expect("the dropped client's connection is still open");
+        match next {
+            Some(Ok(Message::Close(frame))) => {
+                panic!("a close frame after a write timeout: {frame:?}")
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
     }
-    tern.wait_for_log("slow consumer dropped");
 }
 
 #[tokio::test]
@@ -161,21 +231,40 @@ async fn idle_clients_are_pinged_and_kept_open() {
     let tern = Tern::serve(project.path());
     let url = room_url(&tern, "idle").await;
     let mut idle = ws_connect(&url).await;
-    // Read (and so answer pings) for a while: over 5 ping intervals without data.
+    // Reading answers pings. Five pings come five intervals apart at least: longer than
+    // the two intervals of silence that close a client that does not answer.
     let mut pings = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(600);
-    while let Ok(Some(Ok(frame))) =
-        tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut idle)).await
-    {
-        if matches!(frame, Message::Ping(_)) {
-            pings += 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while pings < 5 {
+        let frame = tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut idle))
+            .await
+            .unwrap_or_else(|_| panic!("{pings} pings in 20 s at a 100ms interval"))
+            .expect("the idle client was closed")
+            .expect("WebSocket error");
+        match frame {
+            Message::Ping(_) => pings += 1,
+            other => panic!("an idle client got {other:?}"),
         }
     }
-    assert!(pings >= 3, "only {pings} pings in 600ms at a 100ms interval");
-    // A fresh client: one that never reads does not answer pings and is closed.
     let mut talker = ws_connect(&url).await;
     talker.send(Message::text("still there?")).await.unwrap();
     assert_eq!(ws_next_text(&mut idle).await, "still there?");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_closed_with_1008() {
+    let project =
+        TestProject::from_example("chat").settings("websocket:\n  ping_interval: 100ms\n");
+    let tern = Tern::serve(project.path());
+    let url = room_url(&tern, "mute").await;
+    let path = url.split_once(&tern.addr.to_string()).unwrap().1.to_string();
+    // Reads every frame and answers none.
+    let mut mute = RawClient::connect(&tern, &path);
+    let (frames, code) =
+        tokio::task::spawn_blocking(move || mute.frames_until_close()).await.unwrap();
+    // Silent for two intervals: closed at the second tick, after one unanswered ping.
+    assert!(frames.contains(&PING), "closed before it was pinged: {frames:?}");
+    assert_eq!(code, 1008);
 }
 
 #[tokio::test]
