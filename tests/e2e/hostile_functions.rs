@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Tern, TestProject, client};
+use crate::harness::{Tern, TestProject, client, ws_connect, ws_next_text};
 
 fn hostile_project() -> TestProject {
     let limits = "timeout: 500ms, memory: 16MiB";
@@ -78,9 +78,19 @@ async fn invalid_responses_get_500_saying_what_was_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_requests_are_served_while_hostile_ones_run() {
-    let project = hostile_project();
+    let project = hostile_project()
+        .messaging("spin", "channel: { match: spin }\nbridges: { websocket: { enable: true } }\n")
+        .http("spin", "GET", "/spin", "hostile", "timeout: 120s");
     let tern = Tern::serve(project.path());
     let client = client();
+    // Two functions that burn CPU for as long as `holder` stays connected: as many as
+    // tern has worker threads on 2 cores.
+    let mut holder = ws_connect(&format!("ws://{}/ws/channel/spin/x", tern.addr)).await;
+    let spinners: Vec<_> =
+        (0..2).map(|_| tokio::spawn(client.get(tern.url("/spin?channel=spin/x")).send())).collect();
+    for _ in 0..2 {
+        assert_eq!(ws_next_text(&mut holder).await, "spinning");
+    }
     let hostile: Vec<_> = ["/loop", "/loop", "/oom", "/trap", "/panic", "/stack"]
         .into_iter()
         .map(|p| tokio::spawn(client.get(tern.url(p)).send()))
@@ -92,6 +102,14 @@ async fn good_requests_are_served_while_hostile_ones_run() {
     }
     let statuses: Vec<u16> = futures_statuses(hostile).await;
     assert_eq!(statuses, [504, 504, 500, 500, 500, 500]);
+    // Everything above was served while both spinners ran.
+    assert!(spinners.iter().all(|s| !s.is_finished()), "a spinner stopped early");
+    drop(holder);
+    for spinner in spinners {
+        let resp = spinner.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "stopped");
+    }
     // And once they are over, the host still answers.
     let resp = client.get(tern.url("/counter")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "1");
@@ -105,6 +123,93 @@ async fn futures_statuses(
         out.push(h.await.unwrap().unwrap().status().as_u16());
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_concurrent_invocations_callers_wait_and_none_fails() {
+    let project = TestProject::new()
+        .settings("http:\n  max_concurrent_invocations: 1\n")
+        .messaging("spin", "channel: { match: spin }\nbridges: { websocket: { enable: true } }\n")
+        .http("spin", "GET", "/spin", "hostile", "timeout: 120s")
+        .http("hello", "GET", "/hello", "hello", "timeout: 120s");
+    let tern = Tern::serve(project.path());
+    let client = client();
+    let mut holder = ws_connect(&format!("ws://{}/ws/channel/spin/x", tern.addr)).await;
+    let spinner = tokio::spawn(client.get(tern.url("/spin?channel=spin/x")).send());
+    assert_eq!(ws_next_text(&mut holder).await, "spinning");
+    // The only instance is taken: these wait for it.
+    let waiting: Vec<_> = (0..3)
+        .map(|i| tokio::spawn(client.get(tern.url(&format!("/hello?name=w{i}"))).send()))
+        .collect();
+    // Requests that need no instance are answered meanwhile, and give the waiting ones
+    // time in which a host without the limit would have answered them.
+    for _ in 0..20 {
+        let resp = client.get(tern.url("/nowhere")).send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+    }
+    assert!(waiting.iter().all(|w| !w.is_finished()), "served past the limit of 1");
+    drop(holder);
+    assert_eq!(spinner.await.unwrap().unwrap().status(), 200);
+    for (i, request) in waiting.into_iter().enumerate() {
+        let resp = request.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), format!("hello, w{i}"));
+    }
+}
+
+#[tokio::test]
+async fn each_pubsub_error_reaches_the_guest_as_its_sdk_variant() {
+    let project = TestProject::new()
+        .settings("websocket:\n  max_message: 1KiB\n")
+        .messaging("quiet", "channel: { match: quiet }\n")
+        .http("errors", "GET", "/pubsub-error", "hostile", "timeout: 5s");
+    let tern = Tern::serve(project.path());
+    for (case, expected) in [
+        (
+            "invalid-name",
+            "InvalidName(\"invalid channel name `bad//name`: empty segment\"): invalid channel \
+             name: invalid channel name `bad//name`: empty segment",
+        ),
+        (
+            "not-configured",
+            "NotConfigured(\"unconfigured/x\"): no messaging config matches channel \
+             `unconfigured/x`",
+        ),
+        (
+            "websocket-disabled",
+            "WebSocketDisabled(\"quiet/x\"): the WebSocket bridge is not enabled for channel \
+             `quiet/x`",
+        ),
+        ("payload-too-large", "PayloadTooLarge(1024): payload larger than 1024 bytes"),
+    ] {
+        let resp = client().get(tern.url(&format!("/pubsub-error?case={case}"))).send().await;
+        let resp = resp.unwrap();
+        assert_eq!(resp.status(), 200, "{case}");
+        assert_eq!(resp.text().await.unwrap(), expected, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn guest_output_is_logged_up_to_4_kib_per_call() {
+    let project = TestProject::new().http("printer", "GET", "/print", "hostile", "timeout: 5s");
+    let tern = Tern::serve(project.path());
+    let resp = client().get(tern.url("/print?bytes=10000&flush=1")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "printed 10000 bytes");
+    let line = tern.wait_for_lines(&["function output", "function=printer"], 1).remove(0);
+    let kept = format!("\"{}", "p".repeat(4096));
+    assert!(line.contains(&format!("{kept} [5904 more bytes dropped]\"")), "{line}");
+    assert!(!line.contains(&format!("{kept}p")), "more than 4 KiB kept");
+}
+
+#[tokio::test]
+async fn guest_output_without_a_final_newline_is_logged_too() {
+    let project = TestProject::new().http("printer", "GET", "/print", "hostile", "timeout: 5s");
+    let tern = Tern::serve(project.path());
+    let resp = client().get(tern.url("/print?bytes=10")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "printed 10 bytes");
+    // The instance is gone once the call returns: what it printed must be flushed by then.
+    let line = tern.wait_for_lines(&["function output", "function=printer"], 1).remove(0);
+    assert!(line.contains("output=\"pppppppppp\""), "{line}");
 }
 
 #[tokio::test]
