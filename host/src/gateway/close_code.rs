@@ -1,4 +1,8 @@
 //! The WebSocket close codes tern sends, and what each means for a client.
+//!
+//! The set is closed: no other code is sent. In particular there is no 1011 (internal
+//! error): nothing inside the host ends a session but the causes below; a connection that
+//! fails underneath (a write timing out, the socket gone) is dropped without a close frame.
 
 /// The client closed normally; tern answers in kind.
 pub const NORMAL: u16 = 1000;
@@ -14,5 +18,3 @@ pub const INVALID_PAYLOAD: u16 = 1007;
 pub const POLICY_VIOLATION: u16 = 1008;
 /// A frame or message was larger than `websocket.max_message`.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
-/// Something failed inside the host.
-pub const INTERNAL_ERROR: u16 = 1011;
