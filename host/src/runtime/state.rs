@@ -103,3 +103,20 @@ impl ResourceLimiter for MemoryCap {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_is_on_the_sum_of_an_instances_memories() {
+        const MIB: usize = 1 << 20;
+        let mut cap = MemoryCap::new(64 * MIB as u64);
+        assert!(cap.memory_growing(0, 40 * MIB, None).unwrap(), "a first memory");
+        assert!(!cap.memory_growing(0, 40 * MIB, None).unwrap(), "a second one past the sum");
+        assert!(cap.exceeded());
+        assert!(cap.memory_growing(0, 20 * MIB, None).unwrap(), "within the sum");
+        assert!(cap.memory_growing(40 * MIB, 44 * MIB, None).unwrap(), "growing counts the growth");
+        assert!(!cap.memory_growing(44 * MIB, 45 * MIB, None).unwrap());
+    }
+}

@@ -69,10 +69,7 @@ fn a_cache_directory_others_could_write_to_stops_the_start() {
     let cache = tempfile::tempdir().unwrap();
     let dir = cache.path().to_str().unwrap();
     fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let (code, stdout, stderr) = tern_cli(
-        repo(),
-        &["serve", "examples/hello", "--listen", "127.0.0.1:0", "--cache-dir", dir],
-    );
+    let (code, stdout, stderr) = tern_cli(repo(), &["check", "examples/hello", "--cache-dir", dir]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stderr.contains(&format!("refusing the component cache `{dir}`")), "{stderr}");
     assert!(stderr.contains("its mode 777 lets others write to it"), "{stderr}");
