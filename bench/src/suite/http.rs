@@ -43,7 +43,10 @@ pub fn run(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<Load>> {
         wait_ok(server.addr, PATH, Duration::from_secs(10))
             .with_context(|| format!("{kind} does not answer {PATH}"))?;
         // Warm up: pools, caches, the kernel's socket state.
-        wrk(server.addr, 64, plan.warmup)?;
+        let warmup = wrk(server.addr, 64, plan.warmup)?;
+        if warmup.errors > 0 {
+            bail!("{kind}: wrk saw {} errors while warming up", warmup.errors);
+        }
         for connections in [1, 64] {
             let mut load = wrk(server.addr, connections, plan.http_seconds)?;
             load.server = kind.to_string();

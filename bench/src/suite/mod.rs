@@ -9,12 +9,13 @@ mod startup;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 /// What to run.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Tiny sizes, seconds in all: checks that every benchmark runs, measures nothing.
+    /// Tiny sizes, seconds in all: checks that every benchmark runs, measures nothing and
+    /// judges no target.
     #[arg(long)]
     smoke: bool,
     /// The repository root.
@@ -113,7 +114,8 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
-/// Runs every benchmark and writes `results.md` and `results.json` into `args.out`.
+/// Runs every benchmark and writes `results.md` and `results.json` into `args.out`; fails
+/// when a benchmark did not run to the end, saying which.
 pub async fn main(args: Args) -> anyhow::Result<()> {
     let plan = Plan::new(&args);
     std::fs::create_dir_all(&plan.out).with_context(|| format!("create {}", plan.out.display()))?;
@@ -122,17 +124,24 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     eprintln!("== per-invocation cost (criterion)");
     results.invocation = startup::invocation(&plan).map_err(|e| format!("{e:#}"));
     eprintln!("== HTTP: native hyper, tern, wasmtime serve");
-    results.http = http::run(&plan, &tools)?;
+    results.http = http::run(&plan, &tools).context("the HTTP benchmark failed")?;
     eprintln!("== WebSocket fan-out: tern, nats-server");
-    results.fanout = fanout::run(&plan, &tools).await?;
+    results.fanout = fanout::run(&plan, &tools).await.context("the fan-out benchmark failed")?;
     eprintln!("== memory per idle WebSocket connection");
-    results.idle = fanout::idle_memory(&plan, &tools).await?;
+    results.idle = fanout::idle_memory(&plan, &tools)
+        .await
+        .context("the idle-connection memory benchmark failed")?;
     eprintln!("== cold start of examples/chat");
-    results.cold_start = startup::cold_start(&plan, &tools)?;
+    results.cold_start =
+        startup::cold_start(&plan, &tools).context("the cold-start benchmark failed")?;
     let md = plan.out.join("results.md");
     let json = plan.out.join("results.json");
     std::fs::write(&md, results.markdown())?;
     std::fs::write(&json, serde_json::to_string_pretty(&results)?)?;
     eprintln!("wrote {} and {}", md.display(), json.display());
+    let failures = results.failures();
+    if !failures.is_empty() {
+        bail!("{} benchmark run(s) failed:\n  - {}", failures.len(), failures.join("\n  - "));
+    }
     Ok(())
 }

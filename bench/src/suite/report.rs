@@ -97,6 +97,40 @@ impl Results {
         }
     }
 
+    /// Every benchmark that did not run to the end, one line each saying which and why:
+    /// a run with any is a failed run, smoke or not.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        if let Err(e) = &self.invocation {
+            failures.push(format!("per-invocation cost (criterion): no result: {e}"));
+        }
+        for l in self.http.iter().filter(|l| l.errors > 0) {
+            failures.push(format!(
+                "HTTP {} at {} connections: wrk saw {} errors (non-2xx answers or socket errors)",
+                l.server, l.connections, l.errors
+            ));
+        }
+        for c in &self.fanout {
+            if let Err(e) = &c.result {
+                failures.push(format!(
+                    "fan-out {:?} S={} {} B rate={}: {e}",
+                    c.server, c.subscribers, c.size, c.rate
+                ));
+            }
+        }
+        failures
+    }
+
+    /// The verdict cell of a target: none from a smoke run, whose figures mean nothing.
+    fn verdict(&self, holds: Option<bool>) -> &'static str {
+        match holds {
+            _ if self.smoke => "not judged in smoke mode",
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        }
+    }
+
     fn http_rps(&self, server: &str, connections: u32) -> Option<f64> {
         self.http.iter().find(|l| l.server == server && l.connections == connections).map(|l| l.rps)
     }
@@ -137,11 +171,7 @@ impl Results {
     fn targets(&self, md: &mut String) {
         let _ = writeln!(md, "## Targets\n\n| target | measured | holds |\n|---|---|---|");
         let mut row = |target: &str, measured: String, holds: Option<bool>| {
-            let verdict = match holds {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "not measured",
-            };
+            let verdict = self.verdict(holds);
             let _ = writeln!(md, "| {target} | {measured} | {verdict} |");
         };
         let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
@@ -258,7 +288,10 @@ impl Results {
                 }
                 _ => "-".into(),
             };
-            let holds = nats.map_or("-", |n| if fanout_holds(case, n) { "yes" } else { "no" });
+            let holds = match nats {
+                Some(n) => self.verdict(Some(fanout_holds(case, n))),
+                None => "-",
+            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {t_rate} | {n_rate} | {ratio} | {t_lat} | {n_lat} | {holds} |",
@@ -312,5 +345,102 @@ fn fanout_holds(tern: &Case, nats: &Case) -> bool {
         }
         (Ok(_), Err(_)) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::Outcome;
+
+    fn outcome() -> Outcome {
+        Outcome {
+            subscribers: 10,
+            messages: 20,
+            size: 64,
+            rate: 0,
+            deliveries: 200,
+            seconds: 0.1,
+            deliveries_per_sec: 2000.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            max_ms: 3.0,
+        }
+    }
+
+    fn case(server: Protocol, result: Result<Outcome, String>) -> Case {
+        Case { server, result, subscribers: 10, size: 64, rate: 0 }
+    }
+
+    fn load(server: &str, connections: u32, errors: u64) -> Load {
+        Load { server: server.into(), connections, rps: 1000.0, p50_ms: 1.0, p99_ms: 2.0, errors }
+    }
+
+    /// A run where everything ran and every target holds.
+    fn good_run(smoke: bool) -> Results {
+        Results {
+            machine: Machine {
+                date: "today".into(),
+                cores: 2,
+                cpu: "cpu".into(),
+                kernel: "linux".into(),
+                versions: Vec::new(),
+            },
+            smoke,
+            invocation: Ok(Invocation {
+                name: "hello_invocation".into(),
+                median_us: 5.0,
+                mean_us: 5.0,
+            }),
+            http: vec![
+                load("native", 64, 0),
+                load("tern", 1, 0),
+                load("tern", 64, 0),
+                load("wasmtime serve", 1, 0),
+                load("wasmtime serve", 64, 0),
+            ],
+            fanout: vec![case(Protocol::Tern, Ok(outcome())), case(Protocol::Nats, Ok(outcome()))],
+            idle: Vec::new(),
+            cold_start: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_where_everything_ran_has_no_failures() {
+        assert_eq!(good_run(true).failures(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_failed_case_wrk_errors_and_a_missing_criterion_result_are_failures() {
+        let mut run = good_run(true);
+        run.fanout[1].result = Err("closed by the server".into());
+        run.http[2].errors = 3;
+        run.invocation =
+            Err("target/criterion/hello_invocation/new/estimates.json: not found".into());
+        let failures = run.failures();
+        assert_eq!(failures.len(), 3, "{failures:#?}");
+        assert!(failures[0].starts_with("per-invocation cost (criterion): no result: "));
+        assert!(failures[0].ends_with("estimates.json: not found"));
+        assert_eq!(
+            failures[1],
+            "HTTP tern at 64 connections: wrk saw 3 errors (non-2xx answers or socket errors)"
+        );
+        assert_eq!(failures[2], "fan-out Nats S=10 64 B rate=0: closed by the server");
+    }
+
+    #[test]
+    fn a_smoke_run_judges_no_target() {
+        let md = good_run(true).markdown();
+        assert!(md.contains("| not judged in smoke mode |"), "{md}");
+        for verdict in ["| yes |", "| no |", "| **no** |", "| not measured |"] {
+            assert!(!md.contains(verdict), "{verdict} in a smoke run:\n{md}");
+        }
+    }
+
+    #[test]
+    fn a_full_run_judges_every_target() {
+        let md = good_run(false).markdown();
+        assert!(md.contains("| yes |"), "{md}");
+        assert!(!md.contains("not judged"), "{md}");
     }
 }
