@@ -164,16 +164,22 @@ impl Response {
 
 /// An error a handler returns with `?`: it becomes a response with its status and a JSON body
 /// `{"error": "<message>"}`.
+///
+/// A [`pubsub::Error`](crate::pubsub::Error) turned into an `Error` with `?` answers a 500
+/// `{"error": "internal error"}`: its detail (which names channels) is for the operator, so it
+/// is printed to stderr, where the host logs it with the request's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     status: u16,
     message: String,
+    /// What is logged (through stderr) rather than answered.
+    detail: Option<String>,
 }
 
 impl Error {
     /// An error answered with this status code and message.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), detail: None }
     }
 
     /// A 400 Bad Request.
@@ -212,7 +218,7 @@ impl std::error::Error for Error {}
 
 impl From<crate::pubsub::Error> for Error {
     fn from(e: crate::pubsub::Error) -> Self {
-        Self::internal(e.to_string())
+        Self { status: 500, message: "internal error".into(), detail: Some(e.to_string()) }
     }
 }
 
@@ -230,6 +236,9 @@ impl IntoResponse for Response {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        if let Some(detail) = &self.detail {
+            eprintln!("{detail}");
+        }
         let body = serde_json::json!({ "error": self.message });
         Response::new(self.status)
             .header("content-type", "application/json")

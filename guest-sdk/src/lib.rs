@@ -1,4 +1,5 @@
-//! Write [tern](https://example.invalid/tern) functions in plain Rust.
+//! Write functions for tern, the host for WebAssembly functions and real-time pub/sub, in
+//! plain Rust.
 //!
 //! A function is a `cdylib` crate built for `wasm32-wasip2`. It exports one handler with
 //! [`http_function!`] (for HTTP routes) or [`pubsub_function!`] (for messages on channels),

@@ -140,8 +140,12 @@ fn check(
     cache: Option<ComponentCache>,
     shutdown: CancellationToken,
 ) -> ExitCode {
-    match load(dir, shutdown, None, cache, false) {
+    let loaded = load(dir, shutdown, None, cache, false);
+    match loaded {
         Ok((project, app)) => {
+            for warning in &project.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "ok: {} function(s), {} route(s), {} messaging config(s)",
                 project.functions.len(),
@@ -170,6 +174,9 @@ async fn serve(
         anyhow::bail!("--public-url {msg}");
     }
     let (project, app) = load(&dir, shutdown.clone(), public_url, cache, true)?;
+    for warning in &project.warnings {
+        tracing::warn!(%warning, "configuration");
+    }
     let addr = listen.unwrap_or(project.settings.listen);
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -208,6 +208,20 @@ macro_rules! throttled_warn {
     }};
 }
 
+/// Logs an `info!` through a per-call-site [`LogThrottle`] of 20 lines a second, like
+/// [`throttled_warn!`], for lines whose rate clients decide (a function's output).
+#[macro_export]
+macro_rules! throttled_info {
+    ($($arg:tt)+) => {{
+        static THROTTLE: $crate::logging::LogThrottle = $crate::logging::LogThrottle::new(20);
+        match THROTTLE.admit() {
+            Some(0) => tracing::info!($($arg)+),
+            Some(suppressed) => tracing::info!(suppressed, $($arg)+),
+            None => {}
+        }
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

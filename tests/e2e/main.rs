@@ -6,6 +6,7 @@ mod harness;
 mod hostile_functions;
 mod http_functions;
 mod limits;
+mod newcomer;
 mod raw_frames;
 mod security;
 mod shutdown;

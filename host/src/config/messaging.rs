@@ -88,6 +88,8 @@ pub struct MessagingSpec {
     pub description: Option<String>,
     /// Which channel names it covers.
     pub matcher: ChannelMatcher,
+    /// `channel.match` as written (trimmed).
+    pub pattern: String,
     /// Whether `/ws/channel/<name>` serves its channels.
     pub websocket: bool,
 }
@@ -102,9 +104,13 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
     };
     let pattern = raw.channel.pattern.trim();
     let matcher = if raw.channel.regex {
+        // The user's pattern alone first, so an error points into what they wrote.
+        if let Err(e) = Regex::new(pattern) {
+            return Err(problem(format!("invalid regex `{pattern}`: {}", regex_error(&e))));
+        }
         match Regex::new(&format!("^(?:{pattern})$")) {
             Ok(re) => ChannelMatcher::Regex(re),
-            Err(e) => return Err(problem(format!("invalid regex `{pattern}`: {e}"))),
+            Err(e) => return Err(problem(format!("invalid regex `{pattern}`: {}", regex_error(&e)))),
         }
     } else {
         match ChannelName::parse(pattern) {
@@ -117,8 +123,27 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
         file: file.to_path_buf(),
         description: raw.description,
         matcher,
+        pattern: pattern.to_string(),
         websocket: raw.bridges.websocket.enable,
     })
+}
+
+/// A regex error on one line: what is wrong and at which character of the pattern (the
+/// regex crate draws a caret under the pattern, over several lines).
+fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let what = lines.last().map_or(text.as_str(), |l| l.trim_start_matches("error: ").trim());
+    match lines.iter().find(|l| l.trim_start().starts_with('^')) {
+        // The caret line is indented by 4 like the pattern line above it.
+        Some(caret) => format!("{what} at character {}", caret.len() - caret.trim_start().len() - 3),
+        None => what.to_string(),
+    }
+}
+
+/// Whether `pattern` has no regex metacharacter: as a regex it matches one name only.
+pub fn is_literal(pattern: &str) -> bool {
+    regex::escape(pattern) == pattern
 }
 
 #[cfg(test)]
@@ -158,7 +183,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(errs[0].field.as_deref(), Some("channel.match"));
         assert_eq!(errs[0].location.map(|l| l.line), Some(2));
-        assert!(errs[0].message.starts_with("invalid regex `(oops`"), "{}", errs[0]);
+        assert_eq!(errs[0].message, "invalid regex `(oops`: unclosed group at character 1");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod access;
 pub mod bounds;
 pub mod diagnostic;
 pub mod function;
+pub mod lint;
 pub mod messaging;
 pub mod settings;
 pub mod units;
@@ -34,6 +35,8 @@ pub struct Project {
     pub functions: Vec<FunctionSpec>,
     /// Messaging configs, sorted by file name.
     pub messaging: Vec<MessagingSpec>,
+    /// What is allowed but probably not meant (`tern check` prints them, `serve` logs them).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Project {
@@ -55,7 +58,12 @@ impl Project {
             settings: Settings::default(),
             functions: Vec::new(),
             messaging: Vec::new(),
+            warnings: Vec::new(),
         };
+        if !dir.exists() {
+            problems.push(Diagnostic::file(dir, "does not exist: expected a project directory"));
+            return (project, problems);
+        }
         if !dir.is_dir() {
             problems.push(Diagnostic::file(dir, "not a directory: expected a project directory"));
             return (project, problems);
@@ -72,6 +80,7 @@ impl Project {
             problems.push(Diagnostic::file(dir, msg));
         }
         project.cross_check(&mut problems);
+        project.warnings = lint::messaging(&project.messaging);
         (project, problems)
     }
 
@@ -115,11 +124,7 @@ impl Project {
                     }
                 }
             }
-            if !f.source.is_file() {
-                let msg = format!(
-                    "component `{}` does not exist (build the function first)",
-                    f.source.display()
-                );
+            if let Some(msg) = lint::missing_source(&f.source) {
                 problems.push(Diagnostic::field(&f.file, f.source_location, "source", msg));
             }
         }

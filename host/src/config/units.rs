@@ -19,7 +19,20 @@ impl FromStr for HumanDuration {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let d = humantime::parse_duration(s.trim()).map_err(|e| {
-            format!("invalid duration `{s}`: {e} (write a number and a unit: 500ms, 10s, 1m, 2h)")
+            // humantime's own messages suggest other spellings (`10sec`): say it one way.
+            let why = match e {
+                humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
+                    "a unit is needed".to_string()
+                }
+                humantime::DurationError::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
+                humantime::DurationError::NumberExpected(at) => format!("a number is expected at {at}"),
+                humantime::DurationError::InvalidCharacter(at) => {
+                    format!("unexpected character at {at}")
+                }
+                humantime::DurationError::NumberOverflow => "too large".to_string(),
+                humantime::DurationError::Empty => "empty".to_string(),
+            };
+            format!("invalid duration `{s}`: {why} (write a number and a unit: 500ms, 10s, 1m, 2h)")
         })?;
         if d.is_zero() {
             return Err(format!("invalid duration `{s}`: must be greater than zero"));
@@ -123,7 +136,9 @@ mod tests {
     #[test]
     fn bad_durations_say_what_to_write() {
         let err = "10x".parse::<HumanDuration>().unwrap_err();
-        assert!(err.starts_with("invalid duration `10x`"), "{err}");
+        assert!(err.starts_with("invalid duration `10x`: unknown unit `x`"), "{err}");
+        let err = "10".parse::<HumanDuration>().unwrap_err();
+        assert_eq!(err, "invalid duration `10`: a unit is needed (write a number and a unit: 500ms, 10s, 1m, 2h)");
         assert!("0s".parse::<HumanDuration>().unwrap_err().contains("greater than zero"));
         assert!("300000000000y".parse::<HumanDuration>().is_err());
         assert!("25h".parse::<HumanDuration>().unwrap_err().contains("at most 24h"));

@@ -50,6 +50,7 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnost
         let inner = err.into_inner();
         let location = inner.location().map(|l| Location { line: l.line(), column: l.column() });
         let message = clean_message(&inner.to_string(), &path, location);
+        let message = explain(&message, text, location);
         let mut field = (path != "." && !path.is_empty()).then_some(path);
         // serde reports a missing field at its parent: name the field itself.
         let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
@@ -61,6 +62,21 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnost
         }
         Diagnostic { file: file.to_path_buf(), location, field, message }
     })
+}
+
+/// What the parser's message means for the mistakes people make: a tab, a single path
+/// where a list is expected.
+fn explain(message: &str, text: &str, location: Option<Location>) -> String {
+    let at = location.and_then(|l| text.lines().nth(l.line - 1)?.chars().nth(l.column - 1));
+    if at == Some('\t') || (message.contains("cannot start any token") && text.contains('\t')) {
+        return "a tab character: YAML indents with spaces only".to_string();
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: string \"")
+        && let Some(value) = rest.strip_suffix("\", expected a sequence")
+    {
+        return format!("a list is expected: write `[{value}]`");
+    }
+    message.to_string()
 }
 
 /// serde_yaml_ng's message repeats the path and the position we already report apart.
@@ -85,33 +101,79 @@ fn clean_message(message: &str, path: &str, location: Option<Location>) -> Strin
 /// Finds where the key at `path` (e.g. `["trigger", "method"]`) is written in `text`.
 ///
 /// Used for problems found after parsing (a `source` that does not exist, a route defined
-/// twice), where the deserializer no longer knows positions. It follows the keys in order,
-/// each searched after the previous one, in block or flow style.
+/// twice), where the deserializer no longer knows positions. It walks the YAML parser's
+/// events, so a key inside a comment or a quoted value is never taken for the real one.
 pub fn locate(text: &str, path: &[&str]) -> Option<Location> {
-    let mut from = 0;
-    let mut found = None;
-    for key in path {
-        let at = find_key(text, key, from)?;
-        found = Some(at);
-        from = at + key.len();
-    }
-    found.map(|offset| offset_to_location(text, offset))
+    let mut finder = KeyFinder { path, keys: Vec::new(), containers: Vec::new(), found: None };
+    // A file that does not parse was reported by the deserializer, with its position.
+    yaml_rust2::parser::Parser::new_from_str(text).load(&mut finder, false).ok()?;
+    finder.found
 }
 
-fn find_key(text: &str, key: &str, from: usize) -> Option<usize> {
-    let mut search = from;
-    while let Some(rel) = text.get(search..)?.find(key) {
-        let at = search + rel;
-        let before = text[..at].chars().next_back();
-        let after = text[at + key.len()..].trim_start_matches([' ', '\t']);
-        let starts_token = matches!(before, None | Some(' ' | '\t' | '\n' | '{' | ',' | '-'));
-        let quoted_before = matches!(before, Some('"' | '\''));
-        if (starts_token || quoted_before) && (after.starts_with(':') || after.starts_with("\":")) {
-            return Some(at);
+/// Follows mapping keys through the parser's events until it meets `path`.
+struct KeyFinder<'a> {
+    path: &'a [&'a str],
+    /// The keys leading to the current container (None for a sequence item).
+    keys: Vec<Option<String>>,
+    /// For each open container: for a mapping, whether the next scalar is a key and the
+    /// last key seen; None for a sequence.
+    containers: Vec<Option<(bool, Option<String>)>>,
+    found: Option<Location>,
+}
+
+impl KeyFinder<'_> {
+    /// A value starts in the current container: its key, if the container is a mapping.
+    fn value_key(&mut self) -> Option<Option<String>> {
+        match self.containers.last_mut()? {
+            Some((expect_key, last)) => {
+                *expect_key = true;
+                Some(last.take())
+            }
+            None => Some(None),
         }
-        search = at + key.len();
     }
-    None
+}
+
+impl yaml_rust2::parser::MarkedEventReceiver for KeyFinder<'_> {
+    fn on_event(&mut self, event: yaml_rust2::Event, mark: yaml_rust2::scanner::Marker) {
+        use yaml_rust2::Event;
+        match event {
+            Event::Scalar(value, ..) => {
+                if let Some(Some((expect_key, last))) = self.containers.last_mut() {
+                    if *expect_key {
+                        *expect_key = false;
+                        let depth = self.keys.len();
+                        let matches = depth + 1 == self.path.len()
+                            && self.keys.iter().zip(self.path).all(|(k, p)| k.as_deref() == Some(*p))
+                            && value == self.path[depth];
+                        if matches && self.found.is_none() {
+                            self.found = Some(Location { line: mark.line(), column: mark.col() + 1 });
+                        }
+                        *last = Some(value);
+                        return;
+                    }
+                    *expect_key = true;
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                if let Some(key) = self.value_key() {
+                    self.keys.push(key);
+                }
+                self.containers.push(is_map.then_some((true, None)));
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.containers.pop();
+                if !self.containers.is_empty() {
+                    self.keys.pop();
+                }
+            }
+            Event::Alias(_) => {
+                let _ = self.value_key();
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Where `text` first nests deeper than [`MAX_DEPTH`], in flow (`[`, `{`) or block
@@ -155,12 +217,6 @@ fn too_deep(text: &str) -> Option<Location> {
     None
 }
 
-fn offset_to_location(text: &str, offset: usize) -> Location {
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Location { line, column }
-}
 
 #[cfg(test)]
 mod tests {
@@ -186,6 +242,16 @@ mod tests {
         assert_eq!(too_deep("trigger: { type: http, paths: [/a] }\n"), None);
         let err = parse::<serde_yaml_ng::Value>(Path::new("f.yaml"), &flow).unwrap_err();
         assert!(err.message.contains("nested more than 32 levels"), "{err}");
+    }
+
+    #[test]
+    fn locate_skips_keys_in_comments_and_values() {
+        let text = "# source: not this one\ndescription: \"source: nor this\"\nsource: x.wasm\n";
+        assert_eq!(locate(text, &["source"]), Some(Location { line: 3, column: 1 }));
+        let text = "trigger:\n  # method: POST\n  type: http\n  method: GET\n";
+        assert_eq!(locate(text, &["trigger", "method"]), Some(Location { line: 4, column: 3 }));
+        let text = "a: [x, {b: 1}]\nb: 2\n";
+        assert_eq!(locate(text, &["b"]), Some(Location { line: 2, column: 1 }));
     }
 
     #[test]

@@ -31,6 +31,12 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
     },
+    /// A native program or library (ELF) where a component is needed.
+    #[error("`{}` is a native program or library (ELF), not WebAssembly: build the function with `cargo build --release --target wasm32-wasip2`", path.display())]
+    Native {
+        /// The file.
+        path: PathBuf,
+    },
     /// A core module where a component is needed.
     #[error("`{}` is a core wasm module, not a component: build it with `--target wasm32-wasip2`", path.display())]
     CoreModule {
@@ -106,6 +112,9 @@ pub fn load(
             return Err(LoadError::CoreModule { path: path.to_path_buf() });
         }
         Some(h) if h[..4] == COMPONENT_HEADER[..4] => {}
+        Some(h) if h.starts_with(b"\x7fELF") => {
+            return Err(LoadError::Native { path: path.to_path_buf() });
+        }
         _ => {
             return Err(LoadError::NotWasm { path: path.to_path_buf() });
         }

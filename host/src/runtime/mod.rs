@@ -104,34 +104,43 @@ impl FunctionRuntime {
         })
     }
 
-    /// Runs `function` on `input` in a fresh instance.
+    /// Runs `function` on `input` in a fresh instance; what the guest printed is logged.
     pub async fn call<E: Entry>(
         &self,
         function: &Function<E>,
         input: &E::Input,
         pubsub: PubsubContext,
     ) -> Result<E::Output, InvocationError> {
+        let (result, output) = self.call_with_output(function, input, pubsub).await;
+        if let Some(output) = output {
+            crate::throttled_info!(function = %function.name, ?output, "function output");
+        }
+        result
+    }
+
+    /// Runs `function` on `input` in a fresh instance, returning what the guest printed
+    /// (stdout and stderr, at most 4 KiB) for the caller to log with the invocation.
+    pub async fn call_with_output<E: Entry>(
+        &self,
+        function: &Function<E>,
+        input: &E::Input,
+        pubsub: PubsubContext,
+    ) -> (Result<E::Output, InvocationError>, Option<String>) {
         // The semaphore is never closed, so acquiring only fails if it were.
-        let _slot = self.slots.acquire().await.map_err(|e| InvocationError::Trap(e.to_string()))?;
+        let _slot = match self.slots.acquire().await {
+            Ok(slot) => slot,
+            Err(e) => return (Err(InvocationError::Trap(e.to_string())), None),
+        };
         let mut store = self.new_store(function.memory, pubsub);
         let outcome =
             tokio::time::timeout(function.timeout, function.pre.call(&mut store, input)).await;
-        if let Some(output) = store.data().output.text() {
-            // Guests print as often as clients call them: throttled like a warning.
-            static THROTTLE: crate::logging::LogThrottle = crate::logging::LogThrottle::new(20);
-            match THROTTLE.admit() {
-                Some(0) => tracing::info!(function = %function.name, ?output, "function output"),
-                Some(suppressed) => {
-                    tracing::info!(function = %function.name, ?output, suppressed, "function output");
-                }
-                None => {}
-            }
-        }
-        match outcome {
+        let output = store.data().output.text();
+        let result = match outcome {
             Err(_) => Err(InvocationError::Timeout(function.timeout)),
             Ok(Ok(output)) => Ok(output),
             Ok(Err(e)) => Err(classify(&store, function.memory, e)),
-        }
+        };
+        (result, output)
     }
 
     fn new_store(&self, memory: u64, pubsub: PubsubContext) -> Store<InvocationState> {

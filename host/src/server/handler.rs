@@ -52,8 +52,10 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response
         Ok(request) => {
             let trail = Arc::from([function.name.clone()]);
             let pubsub = PubsubContext::new(app.pubsub.clone(), origin, trail);
-            let call = Call { function: &function, route: &route, id: &id };
-            match app.runtime.call(&*function, &request, pubsub).await {
+            let (result, output) =
+                app.runtime.call_with_output(&*function, &request, pubsub).await;
+            let call = Call { function: &function, route: &route, id: &id, output };
+            match result {
                 Ok(out) => response::from_function(&call, out, &app.settings.http),
                 Err(e) => response::failure(&call, e, &app.settings.http),
             }

@@ -35,17 +35,25 @@ where
     let max_body = settings.max_body.0;
     let too_large = || {
         let msg = format!("request body larger than the limit of {max_body} bytes");
-        error(StatusCode::PAYLOAD_TOO_LARGE, &msg)
+        error_and_close(StatusCode::PAYLOAD_TOO_LARGE, &msg)
     };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // A client that asked to `Expect: 100-continue` has not sent its body: refuse at once.
+    let waits_for_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (parts, mut body) = req.into_parts();
     if declared.is_some_and(|len| len > max_body) {
+        if !waits_for_continue {
+            linger(&mut body, shutdown).await;
+        }
         return Err(too_large());
     }
-    let (parts, mut body) = req.into_parts();
     let started = Instant::now();
     let give_up = started + settings.body_read_timeout.0;
     let rate = settings.min_body_rate.0.max(1);
@@ -75,6 +83,8 @@ where
             Some(Ok(frame)) => {
                 if let Ok(chunk) = frame.into_data() {
                     if data.len() as u64 + chunk.len() as u64 > max_body {
+                        drop(data);
+                        linger(&mut body, shutdown).await;
                         return Err(too_large());
                     }
                     data.extend_from_slice(&chunk);
@@ -100,6 +110,35 @@ where
         headers,
         body: data.to_vec(),
     })
+}
+
+/// Most bytes of a refused body read and discarded before answering 413.
+const LINGER_BYTES: usize = 32 * 1024 * 1024;
+/// Most time spent reading them.
+const LINGER_TIME: Duration = Duration::from_secs(10);
+
+/// Reads and discards what is left of a body that will be refused, within [`LINGER_BYTES`]
+/// and [`LINGER_TIME`] (nginx's lingering close): many clients (Python's `urllib`,
+/// `requests`) send the whole body before reading the answer, and closing with their bytes
+/// unread makes the kernel reset the connection, so that they see a broken pipe instead
+/// of the 413.
+async fn linger<B>(body: &mut B, shutdown: &CancellationToken)
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let drain = async {
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => discarded += frame.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(LINGER_TIME, drain) => {}
+        () = shutdown.cancelled() => {}
+    }
 }
 
 /// The id of one request, for its log lines, its error body and its `x-request-id` header.

@@ -38,21 +38,39 @@ pub struct Call<'a> {
     pub route: &'a str,
     /// The request's id.
     pub id: &'a RequestId,
+    /// What the guest printed (a panic message, the cause of its own 500).
+    pub output: Option<String>,
 }
 
 /// Turns a function's response into an HTTP one, or a 500 when it is not one tern sends:
 /// a status outside 200-999, a header that is invalid or too many, a body over the limit.
+/// A server error the function answered itself is logged with what it printed.
 pub fn from_function(
     call: &Call<'_>,
     response: types::Response,
     limits: &HttpSettings,
 ) -> Response<Body> {
+    let status = response.status;
     match build(response, limits) {
-        Ok(resp) => resp,
+        Ok(resp) => {
+            if status >= 500 {
+                crate::throttled_warn!(
+                    function = %call.function.name, route = call.route, request_id = %call.id,
+                    status, output = ?call.output, "function answered with a server error"
+                );
+            } else if let Some(output) = &call.output {
+                crate::throttled_info!(
+                    function = %call.function.name, request_id = %call.id, ?output,
+                    "function output"
+                );
+            }
+            resp
+        }
         Err(problem) => {
             crate::throttled_warn!(
                 function = %call.function.name, route = call.route, request_id = %call.id,
-                status = 500, problem = %problem, "function returned an invalid response"
+                status = 500, problem = %problem, output = ?call.output,
+                "function returned an invalid response"
             );
             let detail = format!("function `{}` {problem}", call.function.name);
             failure_body(
@@ -117,7 +135,7 @@ pub fn failure(call: &Call<'_>, e: InvocationError, limits: &HttpSettings) -> Re
     };
     crate::throttled_warn!(
         function = %call.function.name, route = call.route, request_id = %call.id,
-        status = status.as_u16(), error = %e, "invocation failed"
+        status = status.as_u16(), error = %e, output = ?call.output, "invocation failed"
     );
     let detail = format!("function `{}` {e}", call.function.name);
     failure_body(status, short, &detail, call.id, limits)
