@@ -8,7 +8,7 @@ use std::{path::Path, sync::Arc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tern::{
     broker::Broker,
-    config::{function, messaging::ChannelRules},
+    config::{Settings, function, messaging::ChannelRules},
     runtime::{
         FunctionRuntime, HttpFunction,
         bindings::types,
@@ -37,13 +37,8 @@ fn request() -> types::Request {
 fn invocation(c: &mut Criterion) {
     let runtime = FunctionRuntime::new(16, 64 << 20, None).expect("engine");
     let function = hello(&runtime);
-    let pubsub = Arc::new(Pubsub {
-        broker: Broker::new(16),
-        rules: Arc::new(ChannelRules::new(Vec::new())),
-        max_message: 1 << 20,
-        max_publishes: 1000,
-        public_origin: None,
-    });
+    let rules = Arc::new(ChannelRules::new(Vec::new()));
+    let pubsub = Arc::new(Pubsub::new(Broker::new(16), rules, &Settings::default()));
     let input = request();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let call = || {

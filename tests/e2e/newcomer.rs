@@ -12,7 +12,8 @@ fn readme_blocks(title: &str) -> Vec<(String, String)> {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let start = readme.find(title).unwrap_or_else(|| panic!("no section {title:?} in README"));
     let section = &readme[start..];
-    let end = section[title.len()..].find("\n## ").or_else(|| section[title.len()..].find("\n### "));
+    let end =
+        section[title.len()..].find("\n## ").or_else(|| section[title.len()..].find("\n### "));
     let section = &section[..end.map_or(section.len(), |e| e + title.len())];
     section
         .split("```")
@@ -71,7 +72,8 @@ async fn a_function_crate_outside_the_repository_builds_from_the_readme() {
 #[tokio::test]
 async fn a_pubsub_error_is_logged_with_the_request_and_kept_from_the_client() {
     // The chat's URL function in a project with no messaging config: `Channel::open` fails.
-    let project = TestProject::new().http("get_url", "GET", "/api/ws", "get_websocket_url", "timeout: 5s");
+    let project =
+        TestProject::new().http("get_url", "GET", "/api/ws", "get_websocket_url", "timeout: 5s");
     let tern = Tern::serve(project.path());
     let resp = client().get(tern.url("/api/ws?room=x")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
@@ -80,7 +82,9 @@ async fn a_pubsub_error_is_logged_with_the_request_and_kept_from_the_client() {
     assert_eq!(body, r#"{"error":"internal error"}"#, "no configuration in the body");
     let logs = tern.wait_for_log("function answered with a server error");
     let line = logs.lines().find(|l| l.contains("function answered with a server error")).unwrap();
-    for part in ["function=get_url", "route=\"GET /api/ws\"", "status=500", &format!("request_id={id}")] {
+    for part in
+        ["function=get_url", "route=\"GET /api/ws\"", "status=500", &format!("request_id={id}")]
+    {
         assert!(line.contains(part), "{part} missing from {line}");
     }
     assert!(line.contains("no messaging config matches channel `chat/rooms/"), "the cause: {line}");
@@ -104,9 +108,13 @@ fn check_warns_of_configs_that_cannot_do_what_they_seem_to() {
 
 #[test]
 fn a_body_sent_whole_before_reading_still_gets_its_413() {
-    let project = TestProject::new()
-        .settings("http:\n  max_body: 1MiB\n")
-        .http("echo", "POST", "/echo", "echo", "timeout: 5s");
+    let project = TestProject::new().settings("http:\n  max_body: 1MiB\n").http(
+        "echo",
+        "POST",
+        "/echo",
+        "echo",
+        "timeout: 5s",
+    );
     let tern = Tern::serve(project.path());
     // Python's urllib writes the whole body, then reads: the issue's client, as it is.
     let script = format!(

@@ -85,9 +85,13 @@ pub fn messaging(specs: &[MessagingSpec]) -> Vec<Diagnostic> {
 fn shadows(winner: &MessagingSpec, loser: &MessagingSpec, first: bool) -> bool {
     match (&winner.matcher, &loser.matcher) {
         (ChannelMatcher::Prefix(a), ChannelMatcher::Prefix(b)) => first && a == b,
-        (ChannelMatcher::Regex(_), ChannelMatcher::Regex(_)) => first && winner.pattern == loser.pattern,
+        (ChannelMatcher::Regex(_), ChannelMatcher::Regex(_)) => {
+            first && winner.pattern == loser.pattern
+        }
         // A regex without metacharacters matches one name, which a prefix covering it wins.
-        (ChannelMatcher::Prefix(prefix), ChannelMatcher::Regex(_)) if is_literal(&loser.pattern) => {
+        (ChannelMatcher::Prefix(prefix), ChannelMatcher::Regex(_))
+            if is_literal(&loser.pattern) =>
+        {
             let segments: Vec<&str> = loser.pattern.split('/').collect();
             segments.len() >= prefix.len() && prefix.iter().zip(&segments).all(|(p, s)| p == s)
         }

@@ -110,7 +110,9 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
         }
         match Regex::new(&format!("^(?:{pattern})$")) {
             Ok(re) => ChannelMatcher::Regex(re),
-            Err(e) => return Err(problem(format!("invalid regex `{pattern}`: {}", regex_error(&e)))),
+            Err(e) => {
+                return Err(problem(format!("invalid regex `{pattern}`: {}", regex_error(&e))));
+            }
         }
     } else {
         match ChannelName::parse(pattern) {
@@ -136,7 +138,9 @@ fn regex_error(e: &regex::Error) -> String {
     let what = lines.last().map_or(text.as_str(), |l| l.trim_start_matches("error: ").trim());
     match lines.iter().find(|l| l.trim_start().starts_with('^')) {
         // The caret line is indented by 4 like the pattern line above it.
-        Some(caret) => format!("{what} at character {}", caret.len() - caret.trim_start().len() - 3),
+        Some(caret) => {
+            format!("{what} at character {}", caret.len() - caret.trim_start().len() - 3)
+        }
         None => what.to_string(),
     }
 }

@@ -24,8 +24,12 @@ impl FromStr for HumanDuration {
                 humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
                     "a unit is needed".to_string()
                 }
-                humantime::DurationError::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
-                humantime::DurationError::NumberExpected(at) => format!("a number is expected at {at}"),
+                humantime::DurationError::UnknownUnit { unit, .. } => {
+                    format!("unknown unit `{unit}`")
+                }
+                humantime::DurationError::NumberExpected(at) => {
+                    format!("a number is expected at {at}")
+                }
                 humantime::DurationError::InvalidCharacter(at) => {
                     format!("unexpected character at {at}")
                 }
@@ -138,7 +142,10 @@ mod tests {
         let err = "10x".parse::<HumanDuration>().unwrap_err();
         assert!(err.starts_with("invalid duration `10x`: unknown unit `x`"), "{err}");
         let err = "10".parse::<HumanDuration>().unwrap_err();
-        assert_eq!(err, "invalid duration `10`: a unit is needed (write a number and a unit: 500ms, 10s, 1m, 2h)");
+        assert_eq!(
+            err,
+            "invalid duration `10`: a unit is needed (write a number and a unit: 500ms, 10s, 1m, 2h)"
+        );
         assert!("0s".parse::<HumanDuration>().unwrap_err().contains("greater than zero"));
         assert!("300000000000y".parse::<HumanDuration>().is_err());
         assert!("25h".parse::<HumanDuration>().unwrap_err().contains("at most 24h"));

@@ -144,10 +144,15 @@ impl yaml_rust2::parser::MarkedEventReceiver for KeyFinder<'_> {
                         *expect_key = false;
                         let depth = self.keys.len();
                         let matches = depth + 1 == self.path.len()
-                            && self.keys.iter().zip(self.path).all(|(k, p)| k.as_deref() == Some(*p))
+                            && self
+                                .keys
+                                .iter()
+                                .zip(self.path)
+                                .all(|(k, p)| k.as_deref() == Some(*p))
                             && value == self.path[depth];
                         if matches && self.found.is_none() {
-                            self.found = Some(Location { line: mark.line(), column: mark.col() + 1 });
+                            self.found =
+                                Some(Location { line: mark.line(), column: mark.col() + 1 });
                         }
                         *last = Some(value);
                         return;
@@ -216,7 +221,6 @@ fn too_deep(text: &str) -> Option<Location> {
     }
     None
 }
-
 
 #[cfg(test)]
 mod tests {

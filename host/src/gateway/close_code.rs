@@ -4,17 +4,20 @@
 //! error): nothing inside the host ends a session but the causes below; a connection that
 //! fails underneath (a write timing out, the socket gone) is dropped without a close frame.
 
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
 /// The client closed normally; tern answers in kind.
-pub const NORMAL: u16 = 1000;
+pub const NORMAL: CloseCode = CloseCode::Normal;
 /// The host is shutting down (SIGTERM/SIGINT): reconnect later, possibly elsewhere.
-pub const GOING_AWAY: u16 = 1001;
+pub const GOING_AWAY: CloseCode = CloseCode::Away;
 /// The client broke the WebSocket protocol (a fragmented or oversized control frame, an
 /// unmasked frame, reserved bits...).
-pub const PROTOCOL_ERROR: u16 = 1002;
+pub const PROTOCOL_ERROR: CloseCode = CloseCode::Protocol;
 /// A text frame was not valid UTF-8.
-pub const INVALID_PAYLOAD: u16 = 1007;
+pub const INVALID_PAYLOAD: CloseCode = CloseCode::Invalid;
 /// A policy was violated: the client read too slowly and its queue overflowed, sent
-/// faster than `websocket.max_messages_per_second`, or stopped answering pings.
-pub const POLICY_VIOLATION: u16 = 1008;
+/// faster than `websocket.max_messages_per_second` or `max_bytes_per_second`, or stopped
+/// answering pings.
+pub const POLICY_VIOLATION: CloseCode = CloseCode::Policy;
 /// A frame or message was larger than `websocket.max_message`.
-pub const MESSAGE_TOO_BIG: u16 = 1009;
+pub const MESSAGE_TOO_BIG: CloseCode = CloseCode::Size;

@@ -36,15 +36,15 @@ pub const PATH_PREFIX: &str = "/ws/channel/";
 /// Everything the bridge needs, shared by all its sessions.
 pub struct Gateway {
     /// Where frames are published and subscriptions made.
-    pub broker: Arc<Broker>,
+    pub(crate) broker: Arc<Broker>,
     /// Which names exist and which are bridged.
-    pub rules: Arc<ChannelRules>,
+    pub(crate) rules: Arc<ChannelRules>,
     /// Limits.
-    pub settings: WebSocketSettings,
+    pub(crate) settings: WebSocketSettings,
     /// Cancelled on shutdown: sessions close with 1001.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Tracks live sessions so shutdown can wait for their close handshakes.
-    pub sessions: TaskTracker,
+    pub(crate) sessions: TaskTracker,
     /// One permit per connected client, `websocket.max_connections` in all.
     slots: Arc<Semaphore>,
     /// Connected clients per address, `websocket.max_connections_per_ip` each.

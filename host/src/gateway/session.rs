@@ -137,8 +137,8 @@ pub async fn run<S>(
         }
     };
     if let Some((code, reason)) = close {
-        tracing::debug!(channel = %channel, code, reason, "closing WebSocket");
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        tracing::debug!(channel = %channel, code = u16::from(code), reason, "closing WebSocket");
+        let frame = CloseFrame { code, reason: reason.into() };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Frame::Close(Some(frame)))).await;
         // Give the client a moment to answer the close, as the protocol expects.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
@@ -163,7 +163,7 @@ fn to_frame(message: &Message) -> Frame {
 }
 
 /// The close code for a read error, or None when the connection is simply gone.
-fn close_for(e: &tungstenite::Error) -> Option<(u16, &'static str)> {
+fn close_for(e: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
     match e {
         tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }) => {
             Some((close_code::MESSAGE_TOO_BIG, "message too big"))

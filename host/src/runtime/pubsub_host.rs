@@ -13,21 +13,43 @@ use super::{
 use crate::{
     broker::{Broker, Message, Origin, Payload, SubscriberKind},
     channel_name::ChannelName,
-    config::messaging::ChannelRules,
+    config::{Settings, messaging::ChannelRules},
 };
 
 /// What every invocation shares of pub/sub: the broker, the channel rules and the limits.
 pub struct Pubsub {
     /// Where messages go.
-    pub broker: Arc<Broker>,
+    pub(crate) broker: Arc<Broker>,
     /// Which channel names exist and which are bridged to WebSockets.
-    pub rules: Arc<ChannelRules>,
+    pub(crate) rules: Arc<ChannelRules>,
     /// Largest payload a function may publish, in bytes.
-    pub max_message: usize,
+    max_message: usize,
     /// Most publishes per invocation.
-    pub max_publishes: u32,
+    max_publishes: u32,
     /// `ws://host` from `public_url`, for WebSocket URLs built outside an HTTP request.
-    pub public_origin: Option<Arc<str>>,
+    pub(crate) public_origin: Option<Arc<str>>,
+}
+
+impl Pubsub {
+    /// What functions reach of `broker`'s channels under `rules`, within `settings`' limits.
+    pub fn new(broker: Arc<Broker>, rules: Arc<ChannelRules>, settings: &Settings) -> Self {
+        Self {
+            broker,
+            rules,
+            max_message: usize::try_from(settings.websocket.max_message.0).unwrap_or(usize::MAX),
+            max_publishes: settings.pubsub.max_publishes_per_invocation,
+            public_origin: settings.public_url.as_deref().map(websocket_origin_of),
+        }
+    }
+}
+
+/// `public_url` as the origin of WebSocket URLs: `https` becomes `wss`, `http` `ws`.
+pub fn websocket_origin_of(public_url: &str) -> Arc<str> {
+    let url = public_url.trim_end_matches('/');
+    match url.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}").into(),
+        None => format!("ws://{}", url.strip_prefix("http://").unwrap_or(url)).into(),
+    }
 }
 
 /// One invocation's view of pub/sub.

@@ -19,19 +19,19 @@ use super::router::Router;
 /// A project compiled and ready to serve.
 pub struct App {
     /// Host settings.
-    pub settings: Settings,
+    pub(crate) settings: Settings,
     /// HTTP routes.
-    pub router: Router,
+    pub(crate) router: Router,
     /// Runs the functions.
-    pub runtime: Arc<FunctionRuntime>,
+    pub(crate) runtime: Arc<FunctionRuntime>,
     /// What functions reach of pub/sub.
-    pub pubsub: Arc<Pubsub>,
+    pub(crate) pubsub: Arc<Pubsub>,
     /// The WebSocket bridge.
-    pub gateway: Gateway,
+    pub(crate) gateway: Gateway,
     /// Pubsub-triggered functions.
-    pub triggers: Vec<PubsubTrigger>,
+    pub(crate) triggers: Vec<PubsubTrigger>,
     /// Trigger dispatchers and the invocations they start, waited for on shutdown.
-    pub trigger_tasks: TaskTracker,
+    pub(crate) trigger_tasks: TaskTracker,
 }
 
 impl App {
@@ -47,14 +47,8 @@ impl App {
         let settings = project.settings.clone();
         let broker = Broker::new(settings.pubsub.subscriber_queue);
         let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
-        let public_origin = settings.public_url.as_deref().map(websocket_origin_of);
-        let pubsub = Arc::new(Pubsub {
-            broker: broker.clone(),
-            rules: rules.clone(),
-            max_message: usize::try_from(settings.websocket.max_message.0).unwrap_or(usize::MAX),
-            max_publishes: settings.pubsub.max_publishes_per_invocation,
-            public_origin: public_origin.clone(),
-        });
+        let pubsub = Arc::new(Pubsub::new(broker.clone(), rules.clone(), &settings));
+        let public_origin = pubsub.public_origin.clone();
         let gateway = Gateway::new(
             broker,
             rules.clone(),
@@ -103,6 +97,22 @@ impl App {
         })
     }
 
+    /// Waits, for at most `grace`, for the connections in `connections`, the WebSocket
+    /// sessions and the trigger invocations to finish; says so when the time runs out.
+    pub async fn drain(&self, connections: TaskTracker, grace: std::time::Duration) {
+        connections.close();
+        // WebSocket sessions live outside hyper's connections once upgraded: wait for them too.
+        self.gateway.sessions.close();
+        let drained = async {
+            connections.wait().await;
+            self.gateway.sessions.wait().await;
+            self.trigger_tasks.wait().await;
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::warn!("shutdown grace period over: closing the remaining connections");
+        }
+    }
+
     /// Starts delivering messages to pubsub-triggered functions.
     pub fn start_triggers(&self) {
         for trigger in &self.triggers {
@@ -136,13 +146,4 @@ fn pubsub_trigger(
 
 fn source_problem(spec: &FunctionSpec, e: &LoadError) -> Diagnostic {
     Diagnostic::field(&spec.file, spec.source_location, "source", e.to_string())
-}
-
-/// `public_url` as the origin of WebSocket URLs: `https` becomes `wss`, `http` `ws`.
-pub fn websocket_origin_of(public_url: &str) -> Arc<str> {
-    let url = public_url.trim_end_matches('/');
-    match url.strip_prefix("https://") {
-        Some(rest) => format!("wss://{rest}").into(),
-        None => format!("ws://{}", url.strip_prefix("http://").unwrap_or(url)).into(),
-    }
 }

@@ -26,7 +26,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let host = match host::check(&req, &app.settings.http.allowed_hosts) {
         Ok(host) => host,
-        Err(resp) => return resp,
+        Err(refusal) => return refusal.response(),
     };
     if req.uri().path().starts_with(gateway::PATH_PREFIX) {
         return app.gateway.handle(req, host.as_ref(), peer);
@@ -52,8 +52,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response
         Ok(request) => {
             let trail = Arc::from([function.name.clone()]);
             let pubsub = PubsubContext::new(app.pubsub.clone(), origin, trail);
-            let (result, output) =
-                app.runtime.call_with_output(&*function, &request, pubsub).await;
+            let (result, output) = app.runtime.call_with_output(&*function, &request, pubsub).await;
             let call = Call { function: &function, route: &route, id: &id, output };
             match result {
                 Ok(out) => response::from_function(&call, out, &app.settings.http),

@@ -10,17 +10,34 @@ use crate::{
     reply::{Body, error},
 };
 
+/// Why a request's host is refused: the status and message of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400 or 421.
+    pub status: StatusCode,
+    /// What is wrong, for the client.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    /// The answer to the client.
+    pub fn response(&self) -> Response<Body> {
+        error(self.status, &self.message)
+    }
+}
+
 /// The request's validated host (None for an HTTP/1.0 request without one), or the answer
 /// refusing it: 400 for a missing, repeated or malformed `Host`, 421 for one not in
 /// `allowed`.
-pub fn check<B>(
-    req: &Request<B>,
-    allowed: &[HostPattern],
-) -> Result<Option<Authority>, Response<Body>> {
+pub fn check<B>(req: &Request<B>, allowed: &[HostPattern]) -> Result<Option<Authority>, Refusal> {
     let mut values = req.headers().get_all(header::HOST).iter();
     let host = match (values.next(), values.next()) {
         (Some(_), Some(_)) => {
-            return Err(error(StatusCode::BAD_REQUEST, "more than one Host header"));
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, "more than one Host header"));
         }
         (Some(value), None) => Some(parse(value.as_bytes())?),
         (None, _) => None,
@@ -28,7 +45,7 @@ pub fn check<B>(
     // An absolute-form target (`GET http://a/ HTTP/1.1`) names a host too: both must agree.
     let host = match (host, req.uri().authority()) {
         (Some(h), Some(target)) if !h.as_str().eq_ignore_ascii_case(target.as_str()) => {
-            return Err(error(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "the Host header and the request target name different hosts",
             ));
@@ -38,19 +55,22 @@ pub fn check<B>(
     };
     let Some(host) = host else {
         if req.version() == Version::HTTP_11 {
-            return Err(error(StatusCode::BAD_REQUEST, "an HTTP/1.1 request needs a Host header"));
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "an HTTP/1.1 request needs a Host header",
+            ));
         }
         return Ok(None);
     };
     if !allowed.is_empty() && !allowed.iter().any(|p| p.matches(host.host(), host.port_u16())) {
         let msg = format!("this server does not answer for host `{}`", host.host());
-        return Err(error(StatusCode::MISDIRECTED_REQUEST, &msg));
+        return Err(Refusal::new(StatusCode::MISDIRECTED_REQUEST, &msg));
     }
     Ok(Some(host))
 }
 
-fn parse(value: &[u8]) -> Result<Authority, Response<Body>> {
-    let bad = || error(StatusCode::BAD_REQUEST, "invalid Host header");
+fn parse(value: &[u8]) -> Result<Authority, Refusal> {
+    let bad = || Refusal::new(StatusCode::BAD_REQUEST, "invalid Host header");
     let authority = Authority::try_from(value).map_err(|_| bad())?;
     // `Authority` accepts `user@host`: a URL built from it would send clients elsewhere.
     if authority.as_str().contains('@') || authority.host().is_empty() {
@@ -75,7 +95,7 @@ mod tests {
         let allowed: Vec<HostPattern> = allowed.iter().map(|a| a.parse().unwrap()).collect();
         match check(&request(hosts), &allowed) {
             Ok(_) => 200,
-            Err(resp) => resp.status().as_u16(),
+            Err(refusal) => refusal.status.as_u16(),
         }
     }
 
@@ -93,6 +113,6 @@ mod tests {
     #[test]
     fn an_absolute_target_must_agree_with_host() {
         let req = Request::get("http://evil.example/x").header(header::HOST, "a").body(()).unwrap();
-        assert_eq!(check(&req, &[]).unwrap_err().status(), 400);
+        assert_eq!(check(&req, &[]).unwrap_err().status, 400);
     }
 }

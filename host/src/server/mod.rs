@@ -71,20 +71,7 @@ pub async fn run(
         }
     }
     drop(listener);
-    tracker.close();
-    let grace = app.settings.http.shutdown_grace.0;
-    // WebSocket sessions live outside hyper's connections once upgraded: wait for them too.
-    app.gateway.sessions.close();
-    let sessions = app.gateway.sessions.clone();
-    let triggers = app.trigger_tasks.clone();
-    let drained = async move {
-        tracker.wait().await;
-        sessions.wait().await;
-        triggers.wait().await;
-    };
-    if tokio::time::timeout(grace, drained).await.is_err() {
-        tracing::warn!("shutdown grace period over: closing the remaining connections");
-    }
+    app.drain(tracker, app.settings.http.shutdown_grace.0).await;
     Ok(())
 }
 

@@ -134,7 +134,10 @@ async fn shutdown_does_not_wait_for_a_client_stuck_in_its_body() {
     let project = project("http:\n  shutdown_grace: 60s\n  body_read_timeout: 5m\n");
     let mut tern = Tern::serve(project.path());
     let mut stuck = TcpStream::connect(tern.addr).unwrap();
-    assert!(start_slow_body(&mut stuck, "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n"));
+    assert!(start_slow_body(
+        &mut stuck,
+        "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n"
+    ));
     let mut half_head = TcpStream::connect(tern.addr).unwrap();
     half_head.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n").unwrap();
     // Both connections are in: the next request is served, so both were accepted before it.

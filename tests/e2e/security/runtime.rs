@@ -45,8 +45,8 @@ async fn cache_entries_planted_linked_or_left_writable_are_not_run() {
     let (hello, echo) = (&written[0], &written[1]);
     // A symbolic link to a valid entry elsewhere, and an entry others may write to.
     let elsewhere = &cache.join("elsewhere.bin");
-    fs::rename(hello, &elsewhere).unwrap();
-    symlink(&elsewhere, hello).unwrap();
+    fs::rename(hello, elsewhere).unwrap();
+    symlink(elsewhere, hello).unwrap();
     fs::set_permissions(echo, fs::Permissions::from_mode(0o666)).unwrap();
     let logs = serve_hello(&cache).await;
     assert!(logs.contains("problem=it is a symbolic link"), "{logs}");
