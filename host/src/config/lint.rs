@@ -20,21 +20,19 @@ pub fn missing_source(source: &Path) -> Option<String> {
     }
     let mut msg = format!("component `{shown}` does not exist");
     let in_cargo_output = source.components().any(|c| c.as_os_str() == "target");
-    let built_here: Vec<String> = source
-        .parent()
-        .and_then(|dir| std::fs::read_dir(dir).ok())
-        .map(|entries| {
-            let mut names: Vec<String> = entries
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".wasm"))
-                .collect();
-            names.sort();
-            names
-        })
-        .unwrap_or_default();
-    if !built_here.is_empty() {
-        msg.push_str(&format!(" (that directory holds: {})", built_here.join(", ")));
-    } else if in_cargo_output {
+    let wanted = source.file_name().map(|n| n.to_string_lossy().replace('-', "_"));
+    let built = |dir: &Path| -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".wasm"))
+            .collect()
+    };
+    let built_here = source.parent().map(built).unwrap_or_default();
+    // Cargo names the file after the crate with `-` written `_`.
+    if let Some(same) = built_here.iter().find(|n| Some(n.as_str()) == wanted.as_deref()) {
+        msg.push_str(&format!(": did you mean `{same}`? (Cargo writes `-` in crate names as `_`)"));
+    } else if in_cargo_output && built_here.is_empty() {
         msg.push_str(
             " and Cargo built no .wasm there: the function's crate needs `crate-type = [\"cdylib\"]` \
              under `[lib]`, and `cargo build --release --target wasm32-wasip2` (the file is named \
