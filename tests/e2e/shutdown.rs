@@ -1,8 +1,8 @@
 //! SIGTERM and SIGINT: stop accepting, finish what is in flight within the grace period,
-//! exit 0.
+//! exit 0. A function that says when it runs marks a request as in flight.
 
 use std::{
-    io::{ErrorKind, Read, Write},
+    io::ErrorKind,
     net::{SocketAddr, TcpStream},
     time::{Duration, Instant},
 };
@@ -11,56 +11,15 @@ use crate::harness::{
     Serve, Tern, TestProject, client, repo, ws_close_code, ws_connect, ws_next_text,
 };
 
-/// A request tern has started to serve and that waits for the test: `POST /echo` with
-/// `Expect: 100-continue`, whose `100 Continue` means tern is reading the body, which the
-/// test sends when it chooses.
-struct HeldRequest {
-    stream: TcpStream,
-}
-
-impl HeldRequest {
-    fn start(addr: SocketAddr) -> Self {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        stream
-            .write_all(
-                b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\n\
-                  content-length: 4\r\nexpect: 100-continue\r\n\r\n",
-            )
-            .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).expect("an interim answer to the held request");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head);
-        assert!(head.starts_with("HTTP/1.1 100"), "{head}");
-        Self { stream }
-    }
-
-    /// Sends the body and reads until tern closes the connection.
-    fn finish(mut self) -> String {
-        self.stream.write_all(b"ping").unwrap();
-        let mut answer = String::new();
-        self.stream.read_to_string(&mut answer).expect("the held request's answer");
-        answer
-    }
-
-    /// Reads until the connection ends, returning what came (tern gave up on it).
-    fn read_until_closed(mut self) -> Vec<u8> {
-        let mut answer = Vec::new();
-        match self.stream.read_to_end(&mut answer) {
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!("the held connection is still open")
-            }
-            Ok(_) | Err(_) => answer,
-        }
-    }
-}
-
-fn echo_project(settings: &str) -> TestProject {
-    TestProject::new().settings(settings).http("echo", "POST", "/echo", "echo", "timeout: 5s")
+/// `/slow` (hostile), which says `started` on channel `announce/x` when it runs.
+fn announcing_project(settings: &str) -> TestProject {
+    TestProject::new()
+        .settings(settings)
+        .messaging(
+            "announce",
+            "channel: { match: announce }\nbridges: { websocket: { enable: true } }\n",
+        )
+        .http("slow", "GET", "/slow", "hostile", "timeout: 120s")
 }
 
 /// Waits until connecting to `addr` is refused, for at most 20 s. A connection that is
@@ -78,55 +37,42 @@ fn wait_until_refused(addr: SocketAddr) {
     }
 }
 
-#[test]
-fn during_the_grace_period_new_connections_are_refused_and_the_request_in_flight_completes() {
-    let project = echo_project("");
-    let mut tern = Tern::serve(project.path());
-    let held = HeldRequest::start(tern.addr);
-    tern.signal("TERM");
-    wait_until_refused(tern.addr);
-    assert!(!tern.has_exited(), "refused only because tern had exited: {}", tern.logs());
-    let answer = held.finish();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.ends_with("\r\n\r\nping"), "{answer}");
-    let status = tern.wait_exit(Duration::from_secs(20));
-    assert_eq!(status.code(), Some(0), "logs:\n{}", tern.logs());
-    assert!(tern.logs().contains("SIGTERM: shutting down"));
-}
-
-#[tokio::test]
-async fn a_function_running_at_sigterm_completes_and_tern_exits_0() {
-    let project = TestProject::new()
-        .messaging(
-            "announce",
-            "channel: { match: announce }\nbridges: { websocket: { enable: true } }\n",
-        )
-        .http("slow", "GET", "/slow", "hostile", "timeout: 10s");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_the_grace_period_new_connections_are_refused_and_the_running_call_completes() {
+    let project = announcing_project("");
     let mut tern = Tern::serve(project.path());
     let mut announcements = ws_connect(&format!("ws://{}/ws/channel/announce/x", tern.addr)).await;
-    let request = tokio::spawn(client().get(tern.url("/slow?ms=800&announce=announce/x")).send());
+    // Tern stops listening as soon as it takes the signal: 4 s is far more than that takes.
+    let request = tokio::spawn(client().get(tern.url("/slow?ms=4000&announce=announce/x")).send());
     // The function says when it runs: only then is SIGTERM sent.
     assert_eq!(ws_next_text(&mut announcements).await, "started");
     tern.signal("TERM");
+    let addr = tern.addr;
+    tokio::task::spawn_blocking(move || wait_until_refused(addr)).await.unwrap();
+    assert!(!request.is_finished(), "refusal seen only once the request in flight ended");
+    assert!(!tern.has_exited(), "refused only because tern had exited: {}", tern.logs());
     let resp = request.await.unwrap().expect("the in-flight request was answered");
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "slept 800ms");
+    assert_eq!(resp.text().await.unwrap(), "slept 4000ms");
     let status = tern.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "logs:\n{}", tern.logs());
+    assert!(tern.logs().contains("SIGTERM: shutting down"), "{}", tern.logs());
 }
 
-#[test]
-fn past_the_shutdown_grace_the_request_in_flight_is_dropped_and_tern_exits_0() {
-    let project = echo_project("http:\n  shutdown_grace: 300ms\n");
+#[tokio::test]
+async fn past_the_shutdown_grace_the_request_in_flight_is_dropped_and_tern_exits_0() {
+    let project = announcing_project("http:\n  shutdown_grace: 300ms\n");
     let mut tern = Tern::serve(project.path());
-    let held = HeldRequest::start(tern.addr);
+    let mut announcements = ws_connect(&format!("ws://{}/ws/channel/announce/x", tern.addr)).await;
+    let request = tokio::spawn(client().get(tern.url("/slow?ms=60000&announce=announce/x")).send());
+    assert_eq!(ws_next_text(&mut announcements).await, "started");
     tern.signal("TERM");
-    // The held request never completes: only the grace period ending lets tern exit.
+    // The call lasts a minute: only the grace period ending lets tern exit within 20 s.
     let status = tern.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "logs:\n{}", tern.logs());
     assert!(tern.logs().contains("shutdown grace period over"), "{}", tern.logs());
-    let answer = held.read_until_closed();
-    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    let outcome = request.await.unwrap();
+    assert!(outcome.is_err(), "answered past the grace period: {outcome:?}");
 }
 
 #[tokio::test]

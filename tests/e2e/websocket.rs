@@ -137,6 +137,9 @@ async fn a_thousand_messages_from_one_publisher_arrive_in_order() {
     }
 }
 
+/// Settings under which [`publish_until_logged`]'s publisher stays within its rate limits.
+const FAST_PUBLISHER: &str = "websocket:\n  max_bytes_per_second: 1GiB\n";
+
 /// Publishes 16 KiB messages from `publisher`, each read by `reader`, until tern logs a
 /// line with `needle` (about a client that does not read); returns how many it sent.
 async fn publish_until_logged(
@@ -163,8 +166,9 @@ async fn publish_until_logged(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_closed_with_1008_and_the_others_get_everything() {
     // A write timeout longer than the test: the stalled client is dropped for its queue.
-    let project = TestProject::from_example("chat")
-        .settings("pubsub:\n  subscriber_queue: 64\nwebsocket:\n  write_timeout: 300s\n");
+    let project = TestProject::from_example("chat").settings(&format!(
+        "pubsub:\n  subscriber_queue: 64\n{FAST_PUBLISHER}  write_timeout: 300s\n"
+    ));
     let tern = Tern::serve(project.path());
     let url = room_url(&tern, "slow").await;
     // Connected, then not read from until tern gives up on it.
@@ -196,8 +200,9 @@ async fn a_client_that_never_reads_is_closed_with_1008_and_the_others_get_everyt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_slower_than_the_write_timeout_is_dropped_without_waiting_for_its_queue() {
     // A queue the test never fills: only the write timeout can drop the stalled client.
-    let project = TestProject::from_example("chat")
-        .settings("pubsub:\n  subscriber_queue: 1000000\nwebsocket:\n  write_timeout: 200ms\n");
+    let project = TestProject::from_example("chat").settings(&format!(
+        "pubsub:\n  subscriber_queue: 1000000\n{FAST_PUBLISHER}  write_timeout: 200ms\n"
+    ));
     let tern = Serve::new(project.path()).env("TERN_LOG", "info,tern::gateway=debug").start();
     let url = room_url(&tern, "stalled").await;
     let mut stalled = ws_connect(&url).await;
