@@ -33,6 +33,14 @@ include!(concat!(env!("OUT_DIR"), "/export_macros.rs"));
 pub mod __private {
     pub use wit_bindgen;
 
+    /// Hands what the handler printed without a final newline to the host: the instance is
+    /// dropped right after the handler returns, and Rust's stdout buffers up to a newline.
+    pub fn flush_output() {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
+
     /// Bindings of the host's imports, shared by every function crate.
     pub mod bindings {
         wit_bindgen::generate!({

@@ -1,6 +1,6 @@
 //! The `tern` command line: `serve` and `check`.
 
-use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{io::Write, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -82,31 +82,23 @@ impl CacheArgs {
     }
 }
 
-/// Runs the command; `shutdown` is cancelled on SIGINT/SIGTERM.
-pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
+/// Runs the command; `shutdown` is cancelled on SIGINT/SIGTERM. An error is returned as
+/// the text to print, for the caller to print once the log is flushed (the log is written
+/// by its own thread: printed here, the report could come before earlier log lines).
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<(), String> {
     let cache = match &cli.command {
         Command::Check { cache, .. } | Command::Serve { cache, .. } => cache.open(),
     };
-    let cache = match cache {
-        Ok(cache) => cache,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let cache = cache.map_err(|e| format!("error: {e}"))?;
     match cli.command {
         Command::Check { dir, .. } => check(&dir, cache, shutdown),
         Command::Serve { dir, listen, public_url, .. } => {
-            match serve(dir, listen, public_url, cache, shutdown).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    match e.downcast_ref::<Diagnostics>() {
-                        Some(problems) => eprintln!("{problems}"),
-                        None => eprintln!("error: {e:#}"),
-                    }
-                    ExitCode::FAILURE
+            serve(dir, listen, public_url, cache, shutdown).await.map_err(|e| {
+                match e.downcast_ref::<Diagnostics>() {
+                    Some(problems) => problems.to_string(),
+                    None => format!("error: {e:#}"),
                 }
-            }
+            })
         }
     }
 }
@@ -139,26 +131,18 @@ fn check(
     dir: &std::path::Path,
     cache: Option<ComponentCache>,
     shutdown: CancellationToken,
-) -> ExitCode {
-    let loaded = load(dir, shutdown, None, cache, false);
-    match loaded {
-        Ok((project, app)) => {
-            for warning in &project.warnings {
-                eprintln!("warning: {warning}");
-            }
-            println!(
-                "ok: {} function(s), {} route(s), {} messaging config(s)",
-                project.functions.len(),
-                app.router.len(),
-                project.messaging.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(problems) => {
-            eprintln!("{problems}");
-            ExitCode::FAILURE
-        }
+) -> Result<(), String> {
+    let (project, app) = load(dir, shutdown, None, cache, false).map_err(|p| p.to_string())?;
+    for warning in &project.warnings {
+        eprintln!("warning: {warning}");
     }
+    println!(
+        "ok: {} function(s), {} route(s), {} messaging config(s)",
+        project.functions.len(),
+        app.router.len(),
+        project.messaging.len()
+    );
+    Ok(())
 }
 
 async fn serve(

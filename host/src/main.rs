@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         logging.report_dropped(std::time::Duration::from_secs(10));
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -36,7 +36,15 @@ fn main() -> ExitCode {
     if dropped > 0 {
         tracing::warn!(total = dropped, "log lines dropped: stderr was not read fast enough");
     }
-    code
+    // Flush the log first, so that a report of what went wrong comes last.
+    drop(logging);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            let _ = writeln!(std::io::stderr(), "{report}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM; a second one exits at once.

@@ -69,5 +69,8 @@ fn check_passes_on_the_examples() {
 fn check_of_a_missing_directory_says_so() {
     let (code, _, stderr) = tern_cli(repo(), &["check", "no/such/project"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("no/such/project: not a directory"), "{stderr}");
+    assert!(
+        stderr.contains("no/such/project: does not exist: expected a project directory"),
+        "{stderr}"
+    );
 }

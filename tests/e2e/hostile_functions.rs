@@ -23,9 +23,10 @@ async fn infinite_loop_gets_504_after_its_timeout() {
     let took = started.elapsed();
     assert_eq!(resp.status(), 504);
     let body = resp.text().await.unwrap();
-    assert!(body.contains("function `loop` timed out after 500ms"), "{body}");
+    assert!(body.starts_with(r#"{"error":"function timed out","request_id":"#), "{body}");
     assert!(took >= Duration::from_millis(500), "answered before the timeout: {took:?}");
-    tern.wait_for_log("function=loop error=timed out after 500ms");
+    let line = tern.wait_for_lines(&["invocation failed", "function=loop"], 1).remove(0);
+    assert!(line.contains("status=504 error=timed out after 500ms"), "{line}");
 }
 
 #[tokio::test]
@@ -35,7 +36,9 @@ async fn memory_past_the_cap_gets_500_naming_the_limit() {
     let resp = client().get(tern.url("/oom")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.text().await.unwrap();
-    assert!(body.contains("function `oom` exceeded its memory limit of 16 MiB"), "{body}");
+    assert!(body.starts_with(r#"{"error":"function exceeded its memory limit","#), "{body}");
+    let line = tern.wait_for_lines(&["invocation failed", "function=oom"], 1).remove(0);
+    assert!(line.contains("error=exceeded its memory limit of 16 MiB"), "{line}");
 }
 
 #[tokio::test]
@@ -46,7 +49,11 @@ async fn traps_and_panics_get_500_and_the_panic_message_is_logged() {
         let resp = client().get(tern.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 500, "{path}");
         let body = resp.text().await.unwrap();
-        assert!(body.contains("wasm `unreachable` instruction executed"), "{body}");
+        assert!(body.starts_with(r#"{"error":"function failed","#), "{body}");
+        assert!(!body.contains("wasm"), "no trap detail in the body: {body}");
+        let route = format!("route=\"GET {path}\"");
+        let line = tern.wait_for_lines(&["invocation failed", &route], 1).remove(0);
+        assert!(line.contains("wasm `unreachable` instruction executed"), "{line}");
     }
     tern.wait_for_log("this function panics on purpose");
 }
@@ -58,10 +65,11 @@ async fn unbounded_recursion_gets_500() {
     let resp = client().get(tern.url("/stack")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.text().await.unwrap();
+    assert!(body.starts_with(r#"{"error":"function failed","#), "{body}");
     // The guest's shadow stack lives in its linear memory: overflowing it runs off the
     // bottom of that memory.
-    assert!(body.contains("function `stack` failed: wasm trap"), "{body}");
-    tern.wait_for_log("function=stack error=failed");
+    let line = tern.wait_for_lines(&["invocation failed", "function=stack"], 1).remove(0);
+    assert!(line.contains("error=failed: wasm trap"), "{line}");
 }
 
 #[tokio::test]
@@ -70,10 +78,14 @@ async fn invalid_responses_get_500_saying_what_was_wrong() {
     let tern = Tern::serve(project.path());
     let resp = client().get(tern.url("/bad-status")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
-    assert!(resp.text().await.unwrap().contains("returned invalid status 1234"));
+    let body = resp.text().await.unwrap();
+    assert!(body.starts_with(r#"{"error":"function returned an invalid response","#), "{body}");
+    let line = tern.wait_for_lines(&["invalid response", "function=bad_status"], 1).remove(0);
+    assert!(line.contains("problem=returned invalid status 1234"), "{line}");
     let resp = client().get(tern.url("/bad-header")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
-    assert!(resp.text().await.unwrap().contains("invalid header name \\\"bad header\\\""));
+    let line = tern.wait_for_lines(&["invalid response", "function=bad_header"], 1).remove(0);
+    assert!(line.contains(r#"problem=returned invalid header name "bad header""#), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,7 +121,9 @@ async fn a_response_over_the_limit_becomes_a_500() {
     let resp = client().get(tern.url("/big?mb=2")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.text().await.unwrap();
-    assert!(body.contains("returned a body of 2097152 bytes, over the limit of 1048576"), "{body}");
+    assert!(body.starts_with(r#"{"error":"function returned an invalid response","#), "{body}");
+    let line = tern.wait_for_lines(&["invalid response", "function=big"], 1).remove(0);
+    assert!(line.contains("returned a body of 2097152 bytes, over the limit of 1048576"), "{line}");
     let resp = client().get(tern.url("/big?mb=1")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().len(), 1 << 20);
