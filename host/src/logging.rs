@@ -194,32 +194,30 @@ impl LogThrottle {
     }
 }
 
-/// Logs a `warn!` through a per-call-site [`LogThrottle`] of 20 lines a second; the line
-/// carries `suppressed=N` when earlier ones were dropped.
+/// Logs at `$level` (`warn`, `info`...) through a per-call-site [`LogThrottle`] of 20
+/// lines a second; the line carries `suppressed=N` when earlier ones were dropped.
 #[macro_export]
-macro_rules! throttled_warn {
-    ($($arg:tt)+) => {{
+macro_rules! throttled {
+    ($level:ident, $($arg:tt)+) => {{
         static THROTTLE: $crate::logging::LogThrottle = $crate::logging::LogThrottle::new(20);
         match THROTTLE.admit() {
-            Some(0) => tracing::warn!($($arg)+),
-            Some(suppressed) => tracing::warn!(suppressed, $($arg)+),
+            Some(0) => tracing::$level!($($arg)+),
+            Some(suppressed) => tracing::$level!(suppressed, $($arg)+),
             None => {}
         }
     }};
 }
 
-/// Logs an `info!` through a per-call-site [`LogThrottle`] of 20 lines a second, like
-/// [`throttled_warn!`], for lines whose rate clients decide (a function's output).
+/// [`throttled!`] at `warn`: for warnings that remote input can cause.
+#[macro_export]
+macro_rules! throttled_warn {
+    ($($arg:tt)+) => { $crate::throttled!(warn, $($arg)+) };
+}
+
+/// [`throttled!`] at `info`: for lines whose rate clients decide (a function's output).
 #[macro_export]
 macro_rules! throttled_info {
-    ($($arg:tt)+) => {{
-        static THROTTLE: $crate::logging::LogThrottle = $crate::logging::LogThrottle::new(20);
-        match THROTTLE.admit() {
-            Some(0) => tracing::info!($($arg)+),
-            Some(suppressed) => tracing::info!(suppressed, $($arg)+),
-            None => {}
-        }
-    }};
+    ($($arg:tt)+) => { $crate::throttled!(info, $($arg)+) };
 }
 
 #[cfg(test)]
