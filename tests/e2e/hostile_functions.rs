@@ -98,8 +98,12 @@ async fn good_requests_are_served_while_hostile_ones_run() {
     // Two functions that burn CPU for as long as `holder` stays connected: as many as
     // tern has worker threads on 2 cores.
     let mut holder = ws_connect(&format!("ws://{}/ws/channel/spin/x", tern.addr)).await;
-    let spinners: Vec<_> =
-        (0..2).map(|_| tokio::spawn(client.get(tern.url("/spin?channel=spin/x")).send())).collect();
+    // They run as long as the rest of the test, which a loaded machine stretches past the
+    // usual client timeout.
+    let patient = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+    let spinners: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(patient.get(tern.url("/spin?channel=spin/x")).send()))
+        .collect();
     for _ in 0..2 {
         assert_eq!(ws_next_text(&mut holder).await, "spinning");
     }
