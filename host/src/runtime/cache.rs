@@ -284,6 +284,31 @@ mod security_tests {
     }
 
     #[test]
+    fn the_newest_256_entries_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ComponentCache::open(dir.path()).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for i in 0..300 {
+            let entry = dir.path().join(format!("{i:03}.cwasm"));
+            fs::write(&entry, b"old").unwrap();
+            let file = fs::File::options().write(true).open(&entry).unwrap();
+            file.set_modified(old + std::time::Duration::from_secs(i)).unwrap();
+        }
+        fs::write(dir.path().join("not-an-entry.txt"), b"kept").unwrap();
+        // Storing a new entry prunes: it and the 255 newest old ones stay.
+        cache.load(&Engine::default(), EMPTY_COMPONENT).unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".cwasm"))
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), MAX_ENTRIES);
+        assert_eq!(left[0], "045.cwasm", "the oldest 45 went");
+        assert!(dir.path().join("not-an-entry.txt").exists(), "only entries are pruned");
+    }
+
+    #[test]
     fn entries_are_written_private_and_links_are_not_followed() {
         let dir = tempfile::tempdir().unwrap();
         let cache = ComponentCache::open(dir.path()).unwrap();
