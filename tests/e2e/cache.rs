@@ -146,3 +146,13 @@ async fn a_rebuilt_component_misses_the_cache() {
     assert!(logs.contains("from=compiler"), "{logs}");
     assert_eq!(entries(cache.path()).len(), 2, "both builds are kept");
 }
+
+#[tokio::test]
+async fn a_cache_directory_that_cannot_be_created_costs_compiling_not_the_start() {
+    // Not even root can create a directory under /proc.
+    let tern =
+        Tern::serve_with(&repo().join("examples/hello"), &["--cache-dir", "/proc/tern-cache"]);
+    let logs = says_hello(&tern).await;
+    assert!(logs.contains("compiling every component without a cache"), "{logs}");
+    assert!(logs.contains("cannot use the component cache `/proc/tern-cache`"), "{logs}");
+}
