@@ -9,18 +9,27 @@
 //!   host side of the WIT imports (its only way to the broker).
 //! - [`gateway`]: the WebSocket bridge `/ws/channel/<name>`.
 //! - [`trigger`]: pubsub-triggered functions: queues, concurrency, the hop limit.
-//! - [`server`]: the HTTP listener, routing, limits and graceful shutdown.
+//! - [`server`]: the HTTP listener, routing, limits, graceful shutdown, and the generations
+//!   a reload swaps.
+//! - [`admin`]: the admin listener: metrics, health, reload, deploy, rollback.
+//! - [`bundle`]: the packed project `tern deploy` uploads.
+//! - [`metrics`]: what tern counts, for Prometheus.
+//! - [`watch`]: reloading (and rebuilding) on file changes.
 //! - [`logging`]: non-blocking, escaped log output and throttled warnings.
 //! - [`cli`]: the `tern` command line.
 
+pub mod admin;
 pub mod broker;
+pub mod bundle;
 pub mod channel_name;
 pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod ip_slots;
 pub mod logging;
+pub mod metrics;
 pub mod reply;
 pub mod runtime;
 pub mod server;
 pub mod trigger;
+pub mod watch;

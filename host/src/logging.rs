@@ -26,8 +26,9 @@ pub struct Logging {
 
 impl Logging {
     /// Installs the global subscriber: `TERN_LOG` filters (else `default_level`), lines go
-    /// to stderr through the non-blocking, escaping writer.
-    pub fn init(default_level: &str) -> Logging {
+    /// to stderr through the non-blocking, escaping writer, as text or (`json`) one JSON
+    /// object per line.
+    pub fn init(default_level: &str, json: bool) -> Logging {
         let ansi = io::IsTerminal::is_terminal(&io::stderr());
         let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
             .buffered_lines_limit(QUEUED_LINES)
@@ -35,17 +36,19 @@ impl Logging {
             .thread_name("tern-log")
             .finish(io::stderr());
         let dropped = writer.error_counter();
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                EnvFilter::try_from_env("TERN_LOG")
-                    .unwrap_or_else(|_| EnvFilter::new(default_level)),
-            )
-            .with_writer(Escaping { inner: writer, ansi })
+        let filter =
+            EnvFilter::try_from_env("TERN_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(Escaping { inner: writer, ansi: ansi && !json })
             // Its own report of a failed write is an eprintln!, which panics when stderr is
             // gone (a closed pipe): a host must keep serving, and shut down, without its log.
-            .log_internal_errors(false)
-            .with_ansi(ansi)
-            .init();
+            .log_internal_errors(false);
+        if json {
+            builder.json().flatten_event(true).with_current_span(false).init();
+        } else {
+            builder.with_ansi(ansi).init();
+        }
         Logging { _guard: guard, dropped }
     }
 

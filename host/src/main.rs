@@ -13,12 +13,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = tern::cli::Cli::parse();
-    // `check` prints its verdict; its progress is noise unless asked for.
-    let default_level = match cli.command {
-        tern::cli::Command::Check { .. } => "warn",
-        tern::cli::Command::Serve { .. } => "info",
-    };
-    let logging = tern::logging::Logging::init(default_level);
+    let json = cli.log_format == tern::cli::LogFormat::Json;
+    let logging = tern::logging::Logging::init(cli.command.default_log_level(), json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

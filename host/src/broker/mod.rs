@@ -14,6 +14,8 @@ use std::{
     },
 };
 
+use arc_swap::ArcSwap;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
@@ -35,17 +37,20 @@ struct Subscriber {
     kind: SubscriberKind,
     tx: mpsc::Sender<Arc<Message>>,
     kicked: CancellationToken,
+    retired: CancellationToken,
 }
 
-/// Counters of what the broker did, for logs and metrics.
-#[derive(Debug, Default)]
+/// Counters of what the broker did: the host's metrics share them.
+#[derive(Debug, Default, Clone)]
 pub struct BrokerStats {
     /// Messages published.
-    pub published: AtomicU64,
+    pub published: Counter,
     /// Copies handed to subscriber queues.
-    pub delivered: AtomicU64,
+    pub delivered: Counter,
     /// Subscribers dropped because their queue was full.
-    pub slow_consumers_dropped: AtomicU64,
+    pub slow_consumers_dropped: Counter,
+    /// WebSocket subscribers ended because their channel is no longer configured.
+    pub retired: Counter,
 }
 
 /// Something told of every message published on any channel (a pub/sub trigger). `offer`
@@ -57,8 +62,9 @@ pub trait Listener: Send + Sync {
 
 /// The broker. Cheap to share: clone the `Arc`.
 pub struct Broker {
-    /// Told of every message; set once, before serving.
-    listeners: RwLock<Vec<Arc<dyn Listener>>>,
+    /// Told of every message; replaced as a whole when a reload swaps the triggers, so a
+    /// message is offered to the old set or the new one, never both or neither.
+    listeners: ArcSwap<Vec<Arc<dyn Listener>>>,
     /// Subscribers by exact channel name. Publishing takes the read lock only; subscribing,
     /// unsubscribing and dropping a slow consumer take the write lock briefly.
     topics: RwLock<HashMap<ChannelName, Vec<Subscriber>>>,
@@ -77,18 +83,24 @@ pub struct Subscription {
     pub channel: ChannelName,
     rx: mpsc::Receiver<Arc<Message>>,
     kicked: CancellationToken,
+    retired: CancellationToken,
     broker: Arc<Broker>,
 }
 
 impl Broker {
     /// A broker whose subscribers may each have `queue_capacity` messages waiting.
     pub fn new(queue_capacity: usize) -> Arc<Self> {
+        Self::with_stats(queue_capacity, BrokerStats::default())
+    }
+
+    /// A broker counting into `stats` (the host's metrics).
+    pub fn with_stats(queue_capacity: usize, stats: BrokerStats) -> Arc<Self> {
         Arc::new(Self {
-            listeners: RwLock::new(Vec::new()),
+            listeners: ArcSwap::from_pointee(Vec::new()),
             topics: RwLock::new(HashMap::new()),
             queue_capacity: queue_capacity.max(1),
             next_subscriber: AtomicU64::new(1),
-            stats: BrokerStats::default(),
+            stats,
         })
     }
 
@@ -96,29 +108,51 @@ impl Broker {
     pub fn subscribe(self: &Arc<Self>, channel: ChannelName, kind: SubscriberKind) -> Subscription {
         let id = SubscriberId(self.next_subscriber.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.queue_capacity);
-        let kicked = CancellationToken::new();
-        let subscriber = Subscriber { id, kind, tx, kicked: kicked.clone() };
+        let (kicked, retired) = (CancellationToken::new(), CancellationToken::new());
+        let subscriber =
+            Subscriber { id, kind, tx, kicked: kicked.clone(), retired: retired.clone() };
         self.write().entry(channel.clone()).or_default().push(subscriber);
-        Subscription { id, channel, rx, kicked, broker: self.clone() }
+        Subscription { id, channel, rx, kicked, retired, broker: self.clone() }
     }
 
-    /// Adds a listener told of every message from now on.
-    pub fn add_listener(&self, listener: Arc<dyn Listener>) {
-        self.listeners.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(listener);
+    /// Replaces every listener at once: from now on messages are offered to `listeners`.
+    pub fn set_listeners(&self, listeners: Vec<Arc<dyn Listener>>) {
+        self.listeners.store(Arc::new(listeners));
+    }
+
+    /// Ends every WebSocket subscriber whose channel `keep` refuses (after a reload removed
+    /// its messaging config); returns how many.
+    pub fn retire(&self, keep: impl Fn(&ChannelName) -> bool) -> usize {
+        let mut retired = 0;
+        let mut topics = self.write();
+        topics.retain(|channel, subscribers| {
+            if keep(channel) {
+                return true;
+            }
+            subscribers.retain(|s| {
+                if s.kind != SubscriberKind::WebSocket {
+                    return true;
+                }
+                s.retired.cancel();
+                retired += 1;
+                false
+            });
+            !subscribers.is_empty()
+        });
+        self.stats.retired.inc_by(retired as u64);
+        retired
     }
 
     /// Delivers `message` to every subscriber of its channel but its publisher, and offers
     /// it to every listener, without waiting. Returns how many subscribers it was queued for.
     pub fn publish(&self, message: Message) -> usize {
-        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        self.stats.published.inc();
         let sender = match message.origin {
             Origin::Subscriber(id) => Some(id),
             Origin::Function { .. } => None,
         };
         let message = Arc::new(message);
-        for listener in
-            self.listeners.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter()
-        {
+        for listener in self.listeners.load().iter() {
             listener.offer(&message);
         }
         let mut delivered = 0;
@@ -136,7 +170,7 @@ impl Broker {
                 }
             }
         }
-        self.stats.delivered.fetch_add(delivered as u64, Ordering::Relaxed);
+        self.stats.delivered.inc_by(delivered as u64);
         if !slow.is_empty() {
             self.drop_slow(&message.channel, &slow);
         }
@@ -156,7 +190,7 @@ impl Broker {
         subscribers.retain(|s| {
             if slow.contains(&s.id) {
                 s.kicked.cancel();
-                self.stats.slow_consumers_dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.slow_consumers_dropped.inc();
                 crate::throttled_warn!(channel = %channel, subscriber = s.id.0, "slow consumer dropped: its queue was full");
                 false
             } else {
@@ -204,6 +238,11 @@ impl Subscription {
     /// A token cancelled when the broker drops this subscriber for being too slow.
     pub fn kick_signal(&self) -> CancellationToken {
         self.kicked.clone()
+    }
+
+    /// A token cancelled when a reload removed the configuration of this channel.
+    pub fn retire_signal(&self) -> CancellationToken {
+        self.retired.clone()
     }
 
     /// Whether the broker dropped this subscriber for being too slow.
@@ -270,7 +309,7 @@ mod tests {
         }
         assert!(slow.is_kicked());
         assert!(!fast.is_kicked());
-        assert_eq!(broker.stats.slow_consumers_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(broker.stats.slow_consumers_dropped.get(), 1);
         assert_eq!(broker.subscriber_count(&name("c"), SubscriberKind::WebSocket), 1);
     }
 
@@ -283,6 +322,20 @@ mod tests {
         drop(a);
         assert_eq!(broker.subscriber_count(&name("c"), SubscriberKind::WebSocket), 0);
         assert_eq!(broker.subscriber_count(&name("c"), SubscriberKind::Function), 1);
+    }
+
+    #[tokio::test]
+    async fn retiring_ends_websocket_subscribers_of_refused_channels_only() {
+        let broker = Broker::new(2);
+        let gone = broker.subscribe(name("old/room"), SubscriberKind::WebSocket);
+        let function = broker.subscribe(name("old/room"), SubscriberKind::Function);
+        let kept = broker.subscribe(name("new/room"), SubscriberKind::WebSocket);
+        assert_eq!(broker.retire(|c| c.as_str().starts_with("new/")), 1);
+        assert!(gone.retire_signal().is_cancelled());
+        assert!(!kept.retire_signal().is_cancelled());
+        assert!(!function.retire_signal().is_cancelled());
+        assert_eq!(broker.subscriber_count(&name("old/room"), SubscriberKind::WebSocket), 0);
+        assert_eq!(broker.subscriber_count(&name("old/room"), SubscriberKind::Function), 1);
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagn
         ),
         // 0 would stop every message, even a client's, from reaching any function.
         Bounded::count(&["pubsub", "max_hops"], pubsub.max_hops, 1, 64),
+        Bounded::count(&["admin", "keep_deployments"], settings.admin.keep_deployments, 1, 1000),
+        Bounded::bytes(&["admin", "max_deploy_size"], settings.admin.max_deploy_size, KIB, 4 * GIB),
     ];
     let mut problems: Vec<Diagnostic> = values
         .iter()

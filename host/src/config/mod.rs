@@ -8,6 +8,7 @@ pub mod bounds;
 pub mod diagnostic;
 pub mod function;
 pub mod lint;
+pub mod manifest;
 pub mod messaging;
 pub mod settings;
 pub mod units;
@@ -75,6 +76,13 @@ impl Project {
             read_all(&dir.join("messaging"), messaging::parse, &mut problems);
         project.functions = functions;
         project.messaging = messaging;
+        if let Some(sources) = manifest::deployed_sources(dir) {
+            for f in &mut project.functions {
+                if let Some(component) = sources.get(&f.file) {
+                    f.source = component.clone();
+                }
+            }
+        }
         if function_files + messaging_files == 0 {
             let msg = "no functions/*.yaml nor messaging/*.yaml: nothing to serve";
             problems.push(Diagnostic::file(dir, msg));

@@ -1,6 +1,10 @@
 //! Host settings from the project's optional `tern.yaml`: listen address, public URL, limits.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::Deserialize;
 
@@ -27,6 +31,39 @@ pub struct Settings {
     pub websocket: WebSocketSettings,
     /// Pub/sub limits.
     pub pubsub: PubsubSettings,
+    /// The admin listener: metrics, health, reload, deploy.
+    pub admin: AdminSettings,
+}
+
+/// The admin listener, apart from the public port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Address of the admin listener (`127.0.0.1:9090`); `--admin-listen` overrides it.
+    /// Default: none, no admin listener.
+    pub listen: Option<SocketAddr>,
+    /// File holding the admin key (reload, deploy, rollback), relative to the project
+    /// directory; `TERN_ADMIN_KEY` wins over it. Without a key those endpoints answer 403.
+    pub key_file: Option<PathBuf>,
+    /// Where deployed versions are stored, relative to the project directory. Default
+    /// `.tern/deployments`.
+    pub deployments_dir: PathBuf,
+    /// How many deployed versions are kept for `tern rollback`. Default 10.
+    pub keep_deployments: usize,
+    /// Largest deploy upload (the packed project). Default 256 MiB.
+    pub max_deploy_size: ByteSize,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            key_file: None,
+            deployments_dir: PathBuf::from(".tern/deployments"),
+            keep_deployments: 10,
+            max_deploy_size: ByteSize(256 * 1024 * 1024),
+        }
+    }
 }
 
 /// Limits on WebSocket clients of the bridge.
@@ -120,6 +157,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             websocket: WebSocketSettings::default(),
             pubsub: PubsubSettings::default(),
+            admin: AdminSettings::default(),
         }
     }
 }

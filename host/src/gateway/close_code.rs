@@ -21,3 +21,6 @@ pub const INVALID_PAYLOAD: CloseCode = CloseCode::Invalid;
 pub const POLICY_VIOLATION: CloseCode = CloseCode::Policy;
 /// A frame or message was larger than `websocket.max_message`.
 pub const MESSAGE_TOO_BIG: CloseCode = CloseCode::Size;
+/// A reload (or deploy) removed the messaging config of the client's channel, or turned
+/// its WebSocket bridge off: reconnecting to the same URL will be refused (404 or 403).
+pub const CHANNEL_GONE: CloseCode = CloseCode::Library(4404);

@@ -22,12 +22,16 @@ use tokio_tungstenite::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
+
 use crate::{
     broker::{Broker, SubscriberKind},
     channel_name::ChannelName,
-    config::{messaging::ChannelRules, settings::WebSocketSettings},
+    config::{Settings, messaging::ChannelRules, settings::WebSocketSettings},
     ip_slots::IpSlots,
+    metrics::{Metrics, ProtocolLabel},
     reply::{Body, error},
+    runtime::pubsub_host::websocket_origin_of,
 };
 
 /// The path prefix of the bridge.
@@ -37,8 +41,6 @@ pub const PATH_PREFIX: &str = "/ws/channel/";
 pub struct Gateway {
     /// Where frames are published and subscriptions made.
     pub(crate) broker: Arc<Broker>,
-    /// Which names exist and which are bridged.
-    pub(crate) rules: Arc<ChannelRules>,
     /// Limits.
     pub(crate) settings: WebSocketSettings,
     /// Cancelled on shutdown: sessions close with 1001.
@@ -51,42 +53,50 @@ pub struct Gateway {
     per_ip: Arc<IpSlots>,
     /// `ws://host` of `public_url`, whose pages may connect by default.
     public_origin: Option<Arc<str>>,
+    /// Clients connected now.
+    connected: Gauge,
+    /// Clients accepted since start.
+    accepted: Counter,
 }
 
 impl Gateway {
-    /// The bridge for `broker`'s channels under `rules`, within `settings`.
+    /// The bridge for `broker`'s channels within `settings`, counting into `metrics`.
     pub fn new(
         broker: Arc<Broker>,
-        rules: Arc<ChannelRules>,
-        settings: WebSocketSettings,
-        public_origin: Option<Arc<str>>,
+        settings: &Settings,
         shutdown: CancellationToken,
+        metrics: &Metrics,
     ) -> Self {
+        let ws = settings.websocket.clone();
+        let raw = ProtocolLabel { protocol: "raw" };
         Self {
             broker,
-            rules,
-            slots: Arc::new(Semaphore::new(settings.max_connections)),
-            per_ip: IpSlots::new(settings.max_connections_per_ip),
-            settings,
+            slots: Arc::new(Semaphore::new(ws.max_connections)),
+            per_ip: IpSlots::new(ws.max_connections_per_ip),
+            settings: ws,
             shutdown,
             sessions: TaskTracker::new(),
-            public_origin,
+            public_origin: settings.public_url.as_deref().map(websocket_origin_of),
+            connected: metrics.websocket_connections.get_or_create_owned(&raw),
+            accepted: metrics.websocket_accepted.get_or_create_owned(&raw),
         }
     }
 
-    /// Answers a request under [`PATH_PREFIX`] from `peer` to `host`: an upgrade, or why not.
+    /// Answers a request under [`PATH_PREFIX`] from `peer` to `host`, for channels `rules`
+    /// (the serving generation's) configure: an upgrade, or why not.
     pub fn handle(
         &self,
         req: Request<Incoming>,
         host: Option<&Authority>,
         peer: IpAddr,
+        rules: &ChannelRules,
     ) -> Response<Body> {
         let raw = &req.uri().path()[PATH_PREFIX.len()..];
         let name = match ChannelName::parse(raw) {
             Ok(n) => n,
             Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let Some(spec) = self.rules.resolve(&name) else {
+        let Some(spec) = rules.resolve(&name) else {
             let msg = format!("no messaging config matches channel `{name}`");
             return error(StatusCode::NOT_FOUND, &msg);
         };
@@ -132,6 +142,8 @@ impl Gateway {
         let broker = self.broker.clone();
         let settings = self.settings.clone();
         let shutdown = self.shutdown.clone();
+        let connected = self.connected.clone();
+        self.accepted.inc();
         self.sessions.spawn(async move {
             let upgraded = match hyper::upgrade::on(req).await {
                 Ok(u) => u,
@@ -147,7 +159,9 @@ impl Gateway {
                 Some(config),
             )
             .await;
+            connected.inc();
             session::run(ws, subscription, broker, &settings, shutdown).await;
+            connected.dec();
             drop((slot, ip_slot));
         });
         let mut resp = Response::new(Body::default());

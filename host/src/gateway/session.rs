@@ -58,6 +58,7 @@ pub async fn run<S>(
     let mut last_heard = Instant::now();
     let channel = subscription.channel.clone();
     let kicked = subscription.kick_signal();
+    let retired = subscription.retire_signal();
     let now = std::time::Instant::now();
     let mut messages = TokenBucket::new(settings.max_messages_per_second, now);
     // One message of the largest size always fits in a burst.
@@ -70,6 +71,9 @@ pub async fn run<S>(
             () = shutdown.cancelled() => break Some((close_code::GOING_AWAY, "server shutting down")),
             () = kicked.cancelled() => {
                 break Some((close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time"));
+            }
+            () = retired.cancelled() => {
+                break Some((close_code::CHANNEL_GONE, "channel no longer configured"));
             }
             frame = stream.next() => {
                 last_heard = Instant::now();

@@ -27,7 +27,10 @@ pub use entry::Entry;
 use pubsub_host::PubsubContext;
 use state::InvocationState;
 
-use crate::config::{FunctionSpec, units::ByteSize};
+use crate::{
+    config::{FunctionSpec, units::ByteSize},
+    metrics::{FunctionMetrics, Metrics},
+};
 
 /// Why an invocation produced no response.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,8 @@ pub struct FunctionRuntime {
     /// instead of failing to allocate.
     slots: Arc<Semaphore>,
     cache: Option<cache::ComponentCache>,
+    /// Where invocations and cache lookups are counted; None counts nowhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A function compiled and linked for one world, ready to instantiate.
@@ -60,6 +65,7 @@ pub struct Function<E> {
     timeout: Duration,
     memory: u64,
     pre: E,
+    metrics: FunctionMetrics,
 }
 
 /// An HTTP-triggered function.
@@ -81,7 +87,14 @@ impl FunctionRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         HttpBindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Self { engine, linker, slots: Arc::new(Semaphore::new(max_instances)), cache })
+        let slots = Arc::new(Semaphore::new(max_instances));
+        Ok(Self { engine, linker, slots, cache, metrics: None })
+    }
+
+    /// Counts invocations and cache lookups in `metrics` from now on.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Compiles `spec`'s component for the world `E` calls, checking it has the export.
@@ -90,6 +103,12 @@ impl FunctionRuntime {
         let (component, origin) =
             component::load(&self.engine, self.cache.as_ref(), &spec.source, E::EXPORT)?;
         tracing::info!(function = %spec.name, from = %origin, elapsed = ?started.elapsed(), "component loaded");
+        if let Some(m) = &self.metrics {
+            match origin {
+                cache::Origin::Cached => m.cache_hits.inc(),
+                cache::Origin::Compiled => m.cache_misses.inc(),
+            };
+        }
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: spec.source.clone(),
             reason: format!("{e:#}"),
@@ -101,6 +120,10 @@ impl FunctionRuntime {
             timeout: spec.timeout,
             memory: spec.memory,
             pre,
+            metrics: self
+                .metrics
+                .as_ref()
+                .map_or_else(FunctionMetrics::detached, |m| m.function(&spec.name)),
         })
     }
 
@@ -131,6 +154,9 @@ impl FunctionRuntime {
             Ok(slot) => slot,
             Err(e) => return (Err(InvocationError::Trap(e.to_string())), None),
         };
+        let started = std::time::Instant::now();
+        let metrics = &function.metrics;
+        metrics.instantiations.inc();
         let mut store = self.new_store(function.memory, pubsub);
         let outcome =
             tokio::time::timeout(function.timeout, function.pre.call(&mut store, input)).await;
@@ -140,6 +166,13 @@ impl FunctionRuntime {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(e)) => Err(classify(&store, function.memory, e)),
         };
+        metrics.seconds.observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => {}
+            Err(InvocationError::Timeout(_)) => _ = metrics.timeouts.inc(),
+            Err(InvocationError::MemoryExceeded(_)) => _ = metrics.memory.inc(),
+            Err(InvocationError::Trap(_)) => _ = metrics.traps.inc(),
+        }
         (result, output)
     }
 

@@ -1,100 +1,224 @@
-//! Everything a running host serves from: routes, compiled functions, pub/sub, triggers.
+//! The long-lived host: settings, the wasm engine, the broker, the WebSocket gateway and the
+//! metrics, around the [`Generation`] serving now. A reload builds the next generation
+//! beside the running one and swaps it in; listeners, sessions and the engine stay.
 
-use std::sync::Arc;
-
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
-
-use crate::{
-    broker::Broker,
-    config::{
-        Diagnostic, Diagnostics, FunctionSpec, Project, Settings, Trigger, messaging::ChannelRules,
-    },
-    gateway::Gateway,
-    runtime::{FunctionRuntime, LoadError, cache::ComponentCache, pubsub_host::Pubsub},
-    trigger::{PubsubTrigger, TriggerStats},
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
 };
 
-use super::router::Router;
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-/// A project compiled and ready to serve.
+use super::{
+    generation::Generation,
+    inventory::{Changes, Inventory},
+};
+use crate::{
+    broker::{Broker, BrokerStats},
+    config::{Diagnostic, Diagnostics, Project, Settings, bounds},
+    gateway::Gateway,
+    metrics::{Metrics, ReloadLabels},
+    runtime::{FunctionRuntime, cache::ComponentCache},
+};
+
+/// A project compiled and ready to serve, and what serving it needs.
 pub struct App {
-    /// Host settings.
+    /// Host settings, fixed for the life of the process.
     pub(crate) settings: Settings,
-    /// HTTP routes.
-    pub(crate) router: Router,
-    /// Runs the functions.
+    /// Runs the functions of every generation.
     pub(crate) runtime: Arc<FunctionRuntime>,
-    /// What functions reach of pub/sub.
-    pub(crate) pubsub: Arc<Pubsub>,
+    /// Where messages are published.
+    pub(crate) broker: Arc<Broker>,
     /// The WebSocket bridge.
     pub(crate) gateway: Gateway,
-    /// Pubsub-triggered functions.
-    pub(crate) triggers: Vec<PubsubTrigger>,
+    /// What is served now.
+    current: ArcSwap<Generation>,
     /// Trigger dispatchers and the invocations they start, waited for on shutdown.
     pub(crate) trigger_tasks: TaskTracker,
+    /// What the host counts.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Cancelled on SIGINT/SIGTERM.
+    pub(crate) shutdown: CancellationToken,
+    /// One reload at a time: each builds on the generation the previous one left.
+    reloading: tokio::sync::Mutex<()>,
+    /// The directory the serving generation was read from: what SIGHUP and `/reload`
+    /// read again (the project directory, or a deployed version).
+    source: std::sync::Mutex<PathBuf>,
+}
+
+/// What an applied reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    /// The generation now serving.
+    pub generation: u64,
+    /// What it changed.
+    pub changes: Changes,
+    /// WebSocket clients closed because their channel is no longer configured.
+    pub sessions_closed: usize,
+    /// Milliseconds from the start of the reload to the new generation serving.
+    pub elapsed_ms: u64,
 }
 
 impl App {
-    /// Compiles every function of `project`, or lists every problem (a component that is
-    /// missing, invalid or of the wrong world), located at the function's `source` field.
+    /// Compiles every function of `project` into the first generation, or lists every
+    /// problem. `inventory` describes the project as read (before command-line overrides).
     /// Compiled components are kept in `cache` when there is one. `shutdown` is what
     /// WebSocket sessions and trigger dispatchers watch.
     pub fn build(
         project: &Project,
+        inventory: Inventory,
         cache: Option<ComponentCache>,
         shutdown: CancellationToken,
     ) -> Result<App, Diagnostics> {
         let settings = project.settings.clone();
-        let broker = Broker::new(settings.pubsub.subscriber_queue);
-        let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
-        let pubsub = Arc::new(Pubsub::new(broker.clone(), rules.clone(), &settings));
-        let public_origin = pubsub.public_origin.clone();
-        let gateway = Gateway::new(
-            broker,
-            rules.clone(),
-            settings.websocket.clone(),
-            public_origin,
-            shutdown,
-        );
-        let max_memory = project.functions.iter().map(|f| f.memory).max().unwrap_or(0);
+        let metrics = Metrics::new();
+        let stats = BrokerStats {
+            published: metrics.published.clone(),
+            delivered: metrics.delivered.clone(),
+            slow_consumers_dropped: metrics.slow_consumers.clone(),
+            retired: metrics.sessions_retired.clone(),
+        };
+        let broker = Broker::with_stats(settings.pubsub.subscriber_queue, stats);
+        // The pool's memory ceiling is the largest a function may ever ask for, so that a
+        // reload may raise a function's `execution.memory`; each call is still capped at
+        // its own. The ceiling costs address space only, and every slot reserves 4 GiB
+        // of it anyway.
         let runtime = FunctionRuntime::new(
             settings.http.max_concurrent_invocations,
-            max_memory.max(1 << 20),
+            bounds::MAX_FUNCTION_MEMORY,
             cache,
         )
-        .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?;
-        let mut router = Router::default();
-        let mut triggers = Vec::new();
-        let mut problems = Diagnostics::default();
-        // A component that does not exist was already reported by the project's own checks.
-        for spec in project.functions.iter().filter(|f| f.source.is_file()) {
-            let loaded = match &spec.trigger {
-                Trigger::Http { method, paths } => runtime.load(spec).map(|function| {
-                    let function = Arc::new(function);
-                    for path in paths {
-                        router.add(method.clone(), path, function.clone());
-                    }
-                }),
-                Trigger::Pubsub { channel } => runtime.load(spec).map(|function| {
-                    if let Some(config) = rules.by_name(channel) {
-                        let function = Arc::new(function);
-                        triggers.push(pubsub_trigger(spec, function, config, rules.clone()));
-                    }
-                }),
-            };
-            if let Err(e) = loaded {
-                problems.push(source_problem(spec, &e));
+        .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?
+        .with_metrics(metrics.clone());
+        let generation = Generation::build(1, project, inventory, &runtime, &broker, &metrics)?;
+        let gateway = Gateway::new(broker.clone(), &settings, shutdown.clone(), &metrics);
+        metrics.generation.set(1);
+        Ok(App {
+            settings,
+            runtime: Arc::new(runtime),
+            broker,
+            gateway,
+            current: ArcSwap::from_pointee(generation),
+            trigger_tasks: TaskTracker::new(),
+            metrics,
+            shutdown,
+            reloading: tokio::sync::Mutex::new(()),
+            source: std::sync::Mutex::new(project.dir.clone()),
+        })
+    }
+
+    /// The generation serving now. Keep it for the whole request: a reload swaps the
+    /// host's, not this one.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// The directory the serving generation was read from.
+    pub fn source(&self) -> PathBuf {
+        self.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Starts delivering messages to the first generation's pubsub-triggered functions.
+    pub fn start_triggers(&self) {
+        let generation = self.current.load();
+        let listeners = generation.start_triggers(
+            &self.runtime,
+            &self.settings,
+            &self.shutdown,
+            &self.trigger_tasks,
+        );
+        self.broker.set_listeners(listeners);
+        // Closed for `wait` only: reloads still spawn dispatchers into it.
+        self.trigger_tasks.close();
+    }
+
+    /// Reads the project in `dir` again with the same checks as `tern check`, compiles what
+    /// changed, and swaps it in: routes, functions, channel rules and triggers at once.
+    /// Requests in flight finish on the generation they started on; WebSocket clients stay
+    /// connected, except those on a channel no messaging config bridges any more. A project
+    /// with problems is refused, every problem returned and logged, and the running
+    /// generation keeps serving.
+    pub async fn reload(self: &Arc<Self>, dir: &Path) -> Result<Reloaded, Diagnostics> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let started = Instant::now();
+        let current = self.current.load_full();
+        let app = self.clone();
+        let dir = dir.to_path_buf();
+        // Compiling is CPU work: keep it off the threads serving requests.
+        let number = current.number + 1;
+        let built =
+            tokio::task::spawn_blocking(move || app.build_next(&dir, number)).await.unwrap_or_else(
+                |e| Err(Diagnostics(vec![Diagnostic::file("", format!("reload failed: {e}"))])),
+            );
+        let next = match built {
+            Ok(next) => Arc::new(next),
+            Err(problems) => {
+                self.metrics.reloads.get_or_create(&ReloadLabels { outcome: "refused" }).inc();
+                for problem in &problems.0 {
+                    tracing::error!(%problem, "reload refused: the running version keeps serving");
+                }
+                return Err(problems);
+            }
+        };
+        let changes = current.inventory.changes_to(&next.inventory);
+        let listeners =
+            next.start_triggers(&self.runtime, &self.settings, &self.shutdown, &self.trigger_tasks);
+        self.current.store(next.clone());
+        *self.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next.dir.clone();
+        self.broker.set_listeners(listeners);
+        current.retire();
+        let sessions_closed =
+            self.broker.retire(|channel| next.rules.resolve(channel).is_some_and(|s| s.websocket));
+        let elapsed = started.elapsed();
+        self.metrics.reloads.get_or_create(&ReloadLabels { outcome: "applied" }).inc();
+        self.metrics.reload_seconds.observe(elapsed.as_secs_f64());
+        self.metrics.generation.set(i64::try_from(next.number).unwrap_or(i64::MAX));
+        tracing::info!(
+            generation = next.number,
+            %changes,
+            sessions_closed,
+            elapsed = ?elapsed,
+            "reloaded"
+        );
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        Ok(Reloaded { generation: next.number, changes, sessions_closed, elapsed_ms })
+    }
+
+    /// What `dir` would change if reloaded now, or its problems; nothing is swapped.
+    pub async fn preview(self: &Arc<Self>, dir: &Path) -> Result<Changes, Diagnostics> {
+        let current = self.current.load_full();
+        let app = self.clone();
+        let dir = dir.to_path_buf();
+        let number = current.number + 1;
+        tokio::task::spawn_blocking(move || app.build_next(&dir, number))
+            .await
+            .unwrap_or_else(|e| Err(Diagnostics(vec![Diagnostic::file("", e.to_string())])))
+            .map(|next| current.inventory.changes_to(&next.inventory))
+    }
+
+    fn build_next(&self, dir: &Path, number: u64) -> Result<Generation, Diagnostics> {
+        let (mut project, mut problems) = Project::read(dir);
+        let inventory = Inventory::of(&project, &project.settings);
+        // Host settings are fixed for the life of the process (the listeners and pools are
+        // sized by them): the new functions run under the running ones.
+        project.settings = self.settings.clone();
+        match Generation::build(
+            number,
+            &project,
+            inventory,
+            &self.runtime,
+            &self.broker,
+            &self.metrics,
+        ) {
+            Ok(next) => problems.into_result(next),
+            Err(more) => {
+                problems.0.extend(more.0);
+                Err(problems)
             }
         }
-        problems.into_result(App {
-            settings,
-            router,
-            runtime: Arc::new(runtime),
-            pubsub,
-            gateway,
-            triggers,
-            trigger_tasks: TaskTracker::new(),
-        })
     }
 
     /// Waits, for at most `grace`, for the connections in `connections`, the WebSocket
@@ -112,38 +236,4 @@ impl App {
             tracing::warn!("shutdown grace period over: closing the remaining connections");
         }
     }
-
-    /// Starts delivering messages to pubsub-triggered functions.
-    pub fn start_triggers(&self) {
-        for trigger in &self.triggers {
-            trigger.start(
-                self.runtime.clone(),
-                self.pubsub.clone(),
-                self.settings.pubsub.max_hops,
-                self.gateway.shutdown.clone(),
-                &self.trigger_tasks,
-            );
-        }
-        self.trigger_tasks.close();
-    }
-}
-
-fn pubsub_trigger(
-    spec: &FunctionSpec,
-    function: Arc<crate::runtime::MessageFunction>,
-    config: &crate::config::MessagingSpec,
-    rules: Arc<ChannelRules>,
-) -> PubsubTrigger {
-    PubsubTrigger {
-        function,
-        config: config.name.clone(),
-        rules,
-        queue: spec.queue,
-        concurrency: spec.concurrency,
-        stats: Arc::new(TriggerStats::default()),
-    }
-}
-
-fn source_problem(spec: &FunctionSpec, e: &LoadError) -> Diagnostic {
-    Diagnostic::field(&spec.file, spec.source_location, "source", e.to_string())
 }

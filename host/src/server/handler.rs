@@ -1,13 +1,14 @@
 //! One HTTP request: check its host, route it, read its body within the limits, run the
 //! function, answer.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header, uri::Authority};
 use hyper::body::Incoming;
 
 use super::{
     app::App,
+    generation::Generation,
     host,
     request::{self, RequestId},
     response::{self, Call},
@@ -22,16 +23,49 @@ use crate::{
 /// The header carrying a request's id back to the client.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Answers `req`, which came from `peer`.
+/// Answers `req`, which came from `peer`, and logs it once (target `tern::access`) with
+/// its method, path, function, status, duration and request id.
 pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+    let started = Instant::now();
+    let id = RequestId::of(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    // Taken once: a reload during this request does not change what it runs.
+    let generation = app.generation();
+    let (mut resp, function) = answer(app, &generation, req, peer, &id).await;
+    resp.headers_mut().insert(REQUEST_ID, id.header_value());
+    let status = resp.status().as_u16();
+    let function = function.as_deref().unwrap_or("");
+    app.metrics.count_request(function, status);
+    tracing::info!(
+        target: "tern::access",
+        request_id = %id,
+        %method,
+        path,
+        function,
+        status,
+        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    resp
+}
+
+/// The answer to `req`, and the function that gave it, if one did.
+async fn answer(
+    app: &App,
+    generation: &Generation,
+    req: Request<Incoming>,
+    peer: IpAddr,
+    id: &RequestId,
+) -> (Response<Body>, Option<Arc<str>>) {
     let host = match host::check(&req, &app.settings.http.allowed_hosts) {
         Ok(host) => host,
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => return (refusal.response(), None),
     };
     if req.uri().path().starts_with(gateway::PATH_PREFIX) {
-        return app.gateway.handle(req, host.as_ref(), peer);
+        return (app.gateway.handle(req, host.as_ref(), peer, &generation.rules), None);
     }
-    let function = match app.router.route(req.method(), req.uri().path()) {
+    let function = match generation.router.route(req.method(), req.uri().path()) {
         Route::Function(f) => f.clone(),
         Route::MethodNotAllowed(allow) => {
             let msg = format!("method {} not allowed on {}", req.method(), req.uri().path());
@@ -39,21 +73,21 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response
             if let Ok(v) = HeaderValue::from_str(&allow) {
                 resp.headers_mut().insert(header::ALLOW, v);
             }
-            return resp;
+            return (resp, None);
         }
         Route::NotFound => {
-            return error(StatusCode::NOT_FOUND, &format!("no route for {}", req.uri().path()));
+            let msg = format!("no route for {}", req.uri().path());
+            return (error(StatusCode::NOT_FOUND, &msg), None);
         }
     };
-    let id = RequestId::of(&req);
     let route = format!("{} {}", req.method(), req.uri().path());
-    let origin = websocket_origin(app, host.as_ref());
-    let mut resp = match request::read(req, &app.settings.http, &app.gateway.shutdown).await {
+    let origin = websocket_origin(generation, host.as_ref());
+    let resp = match request::read(req, &app.settings.http, &app.shutdown).await {
         Ok(request) => {
             let trail = Arc::from([function.name.clone()]);
-            let pubsub = PubsubContext::new(app.pubsub.clone(), origin, trail);
+            let pubsub = PubsubContext::new(generation.pubsub.clone(), origin, trail);
             let (result, output) = app.runtime.call_with_output(&*function, &request, pubsub).await;
-            let call = Call { function: &function, route: &route, id: &id, output };
+            let call = Call { function: &function, route: &route, id, output };
             match result {
                 Ok(out) => response::from_function(&call, out, &app.settings.http),
                 Err(e) => response::failure(&call, e, &app.settings.http),
@@ -61,14 +95,13 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response
         }
         Err(resp) => resp,
     };
-    resp.headers_mut().insert(REQUEST_ID, id.header_value());
-    resp
+    (resp, Some(function.name.clone()))
 }
 
 /// The `ws://host:port` WebSocket URLs start with: from `public_url` when set (`https`
 /// becomes `wss`), else from the request's validated host.
-fn websocket_origin(app: &App, host: Option<&Authority>) -> Option<Arc<str>> {
-    if let Some(origin) = &app.pubsub.public_origin {
+fn websocket_origin(generation: &Generation, host: Option<&Authority>) -> Option<Arc<str>> {
+    if let Some(origin) = &generation.pubsub.public_origin {
         return Some(origin.clone());
     }
     host.map(|authority| format!("ws://{authority}").into())

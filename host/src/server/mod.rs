@@ -4,8 +4,10 @@
 
 pub mod app;
 pub mod fd_limit;
+pub mod generation;
 pub mod handler;
 pub mod host;
+pub mod inventory;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -7,13 +7,11 @@
 //! deep is not delivered to functions again, which is what stops a function that publishes
 //! to its own trigger channel.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 pub mod fair_queue;
 
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -28,17 +26,36 @@ use crate::{
     },
 };
 
-/// Counters of one trigger, for logs and metrics.
-#[derive(Debug, Default)]
+/// Counters of one trigger: the host's metrics share them, and a function's counters
+/// carry on across reloads.
+#[derive(Debug, Default, Clone)]
 pub struct TriggerStats {
     /// Messages queued for the function.
-    pub queued: AtomicU64,
+    pub queued: Counter,
+    /// Messages waiting in its queue now.
+    pub depth: Gauge,
     /// Messages dropped because the function's queue was full.
-    pub dropped_queue_full: AtomicU64,
+    pub dropped_queue_full: Counter,
     /// Messages not delivered because they were past the hop limit.
-    pub dropped_hop_limit: AtomicU64,
-    /// Invocations that trapped, timed out or ran out of memory.
-    pub failed: AtomicU64,
+    pub dropped_hop_limit: Counter,
+}
+
+impl TriggerStats {
+    /// The counters of `function` in `metrics`.
+    pub fn of(metrics: &crate::metrics::Metrics, function: &str) -> Self {
+        use crate::metrics::{FunctionLabel, TriggerDropLabels};
+        let label = FunctionLabel { function: function.to_string() };
+        let dropped = |reason| {
+            let labels = TriggerDropLabels { function: function.to_string(), reason };
+            metrics.trigger_dropped.get_or_create_owned(&labels)
+        };
+        Self {
+            queued: metrics.trigger_queued.get_or_create_owned(&label),
+            depth: metrics.trigger_queue_depth.get_or_create_owned(&label),
+            dropped_queue_full: dropped("queue_full"),
+            dropped_hop_limit: dropped("hop_limit"),
+        }
+    }
 }
 
 /// A pubsub-triggered function and what decides which messages reach it.
@@ -54,7 +71,7 @@ pub struct PubsubTrigger {
     /// `execution.concurrency`.
     pub concurrency: usize,
     /// What happened so far.
-    pub stats: Arc<TriggerStats>,
+    pub stats: TriggerStats,
 }
 
 /// The broker side of a trigger: filters and queues, never blocks.
@@ -64,7 +81,7 @@ struct TriggerQueue {
     rules: Arc<ChannelRules>,
     max_hops: usize,
     queue: Arc<FairQueue>,
-    stats: Arc<TriggerStats>,
+    stats: TriggerStats,
 }
 
 impl Listener for TriggerQueue {
@@ -76,7 +93,7 @@ impl Listener for TriggerQueue {
         }
         let trail = message.origin.trail();
         if trail.len() >= self.max_hops {
-            self.stats.dropped_hop_limit.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped_hop_limit.inc();
             let cycle: Vec<&str> = trail.iter().map(|f| &**f).collect();
             crate::throttled_warn!(
                 function = %self.function,
@@ -89,13 +106,15 @@ impl Listener for TriggerQueue {
         }
         match self.queue.push(message.clone()) {
             Pushed::Queued => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                self.stats.queued.inc();
+                self.stats.depth.inc();
             }
             pushed => {
                 if pushed == Pushed::QueuedDroppingOther {
-                    self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    // One in, one out: the depth stays.
+                    self.stats.queued.inc();
                 }
-                let dropped = self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+                let dropped = self.stats.dropped_queue_full.inc() + 1;
                 // Every drop is counted; the log says so at 1, 2, 4, 8... to stay readable.
                 if dropped.is_power_of_two() {
                     tracing::warn!(
@@ -111,38 +130,48 @@ impl Listener for TriggerQueue {
 }
 
 impl PubsubTrigger {
-    /// Registers this trigger with the broker and starts its dispatcher, which runs until
-    /// `shutdown`; invocations in flight are tracked by `tracker`.
+    /// Starts this trigger's dispatcher and returns the listener that feeds it, for the
+    /// broker. The dispatcher stops at once on `shutdown`; on `retire` (a reload replaced
+    /// it) it takes no more messages but runs those already queued. Invocations in flight
+    /// are tracked by `tracker`.
     pub fn start(
         &self,
         runtime: Arc<FunctionRuntime>,
         pubsub: Arc<Pubsub>,
         max_hops: usize,
-        shutdown: CancellationToken,
+        (shutdown, retire): (CancellationToken, CancellationToken),
         tracker: &TaskTracker,
-    ) {
+    ) -> Arc<dyn Listener> {
         let queue = Arc::new(FairQueue::new(self.queue));
-        pubsub.broker.add_listener(Arc::new(TriggerQueue {
+        let listener = Arc::new(TriggerQueue {
             function: self.function.name.clone(),
             config: self.config.clone(),
             rules: self.rules.clone(),
             max_hops,
             queue: queue.clone(),
             stats: self.stats.clone(),
-        }));
+        });
         let function = self.function.clone();
-        let stats = self.stats.clone();
+        let depth = self.stats.depth.clone();
         let running = Arc::new(Semaphore::new(self.concurrency));
         let invocations = tracker.clone();
         tracker.spawn(async move {
+            let mut retiring = false;
             loop {
                 let message = tokio::select! {
                     () = shutdown.cancelled() => break,
+                    () = retire.cancelled(), if !retiring => {
+                        // `pop` now returns what is queued, then None.
+                        queue.close();
+                        retiring = true;
+                        continue;
+                    }
                     message = queue.pop() => match message {
                         Some(m) => m,
                         None => break,
                     },
                 };
+                depth.dec();
                 let permit = tokio::select! {
                     () = shutdown.cancelled() => break,
                     permit = running.clone().acquire_owned() => match permit {
@@ -150,14 +179,17 @@ impl PubsubTrigger {
                         Err(_) => break,
                     },
                 };
-                let (runtime, pubsub, function, stats) =
-                    (runtime.clone(), pubsub.clone(), function.clone(), stats.clone());
+                let (runtime, pubsub, function) =
+                    (runtime.clone(), pubsub.clone(), function.clone());
                 invocations.spawn(async move {
-                    invoke(&runtime, pubsub, &function, &message, &stats).await;
+                    invoke(&runtime, pubsub, &function, &message).await;
                     drop(permit);
                 });
             }
+            // Stopped with messages still queued (shutdown): they will not be run.
+            depth.dec_by(i64::try_from(queue.len()).unwrap_or(i64::MAX));
         });
+        listener
     }
 }
 
@@ -166,7 +198,6 @@ async fn invoke(
     pubsub: Arc<Pubsub>,
     function: &MessageFunction,
     message: &Message,
-    stats: &TriggerStats,
 ) {
     let mut trail: Vec<Arc<str>> = message.origin.trail().to_vec();
     trail.push(function.name.clone());
@@ -180,7 +211,6 @@ async fn invoke(
         published_at_ms: message.published_at_ms,
     };
     if let Err(e) = runtime.call(function, &input, context).await {
-        stats.failed.fetch_add(1, Ordering::Relaxed);
         crate::throttled_warn!(
             function = %function.name,
             channel = %message.channel,

@@ -1,0 +1,154 @@
+//! `tern check`, `tern serve` and the serving half of `tern dev`.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{ServeOptions, build::FunctionCrate};
+use crate::{
+    admin::{self, Admin, key::AdminKey},
+    config::{Diagnostics, Project},
+    runtime::cache::ComponentCache,
+    server::{self, App, inventory::Inventory},
+    watch,
+};
+
+/// Reads the project and compiles its functions, listing every problem of both stages.
+fn load(
+    dir: &Path,
+    shutdown: CancellationToken,
+    public_url: Option<String>,
+    cache: Option<ComponentCache>,
+    serving: bool,
+) -> Result<(Project, App), Diagnostics> {
+    let (mut project, mut problems) = Project::read(dir);
+    let inventory = Inventory::of(&project, &project.settings);
+    if public_url.is_some() {
+        project.settings.public_url = public_url;
+    }
+    if serving {
+        crate::server::fd_limit::fit(&mut project.settings);
+    }
+    match App::build(&project, inventory, cache, shutdown) {
+        Ok(app) => problems.into_result((project, app)),
+        Err(more) => {
+            problems.0.extend(more.0);
+            Err(problems)
+        }
+    }
+}
+
+/// `tern check DIR`.
+pub fn check(
+    dir: &Path,
+    cache: Option<ComponentCache>,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let (project, app) = load(dir, shutdown, None, cache, false).map_err(|p| p.to_string())?;
+    for warning in &project.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "ok: {} function(s), {} route(s), {} messaging config(s)",
+        project.functions.len(),
+        app.generation().router.len(),
+        project.messaging.len()
+    );
+    Ok(())
+}
+
+/// `tern serve DIR`; with `crates` (from `tern dev`), also rebuilds a crate that changes.
+pub async fn serve(
+    dir: PathBuf,
+    options: ServeOptions,
+    cache: Option<ComponentCache>,
+    crates: Option<Vec<FunctionCrate>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some(url) = &options.public_url
+        && let Err(msg) = crate::config::bounds::check_public_url(url)
+    {
+        anyhow::bail!("--public-url {msg}");
+    }
+    // The project's own tern.yaml says where deployments live; the newest deployed
+    // version, if any, is what this host served last and serves again.
+    let (settings_only, _) = Project::read(&dir);
+    let store = admin::store_for(&settings_only.settings, &dir);
+    let served = match store.current() {
+        Some(version) if !options.watch => {
+            let path = store.path(version);
+            tracing::warn!(
+                version,
+                path = %path.display(),
+                "serving the deployed version, not the project directory's files (tern rollback or deploy to change it)"
+            );
+            path
+        }
+        _ => dir.clone(),
+    };
+    let (project, app) = load(&served, shutdown.clone(), options.public_url.clone(), cache, true)?;
+    for warning in &project.warnings {
+        tracing::warn!(%warning, "configuration");
+    }
+    let key = AdminKey::load(&project.settings.admin, &dir).map_err(anyhow::Error::msg)?;
+    let addr = options.listen.unwrap_or(project.settings.listen);
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let admin_addr = options.admin_listen.or(project.settings.admin.listen);
+    let admin_listener = match admin_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin)"))?,
+        ),
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    let generation = app.generation();
+    tracing::info!(project = %served.display(), routes = generation.router.len(), "serving");
+    drop(generation);
+    // One line on stdout (two with an admin listener), so scripts and tests find the ports.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{local}")?;
+    let app = Arc::new(app);
+    if let Some(admin_listener) = admin_listener {
+        writeln!(stdout, "admin on http://{}", admin_listener.local_addr()?)?;
+        let admin = Admin::new(app.clone(), key, store);
+        tokio::spawn(admin.serve(admin_listener, shutdown.clone()));
+    }
+    stdout.flush()?;
+    app.start_triggers();
+    tokio::spawn(reload_on_hangup(app.clone(), shutdown.clone()));
+    if options.watch {
+        let dev = crates.is_some();
+        let watched = watch::WatchSet::new(&dir, &project, crates.unwrap_or_default());
+        tokio::spawn(watch::run(app.clone(), watched, dev, shutdown.clone()));
+    }
+    server::run(listener, app, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Reloads the project served on every SIGHUP, until `shutdown`.
+async fn reload_on_hangup(app: Arc<App>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler: reload through the admin API");
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            got = hangup.recv() => if got.is_none() { return },
+        }
+        tracing::info!("SIGHUP: reloading");
+        // A refused reload is logged by `reload`; the running version keeps serving.
+        let _ = app.reload(&app.source()).await;
+    }
+}

@@ -1,0 +1,141 @@
+//! One version of the project being served: its routes, compiled functions, channel rules
+//! and triggers. The host holds the current one in an `ArcSwap`; a request or a WebSocket
+//! handshake takes it once and keeps it to the end, so a reload never changes what an
+//! in-flight request runs.
+
+use std::{path::PathBuf, sync::Arc};
+
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{inventory::Inventory, router::Router};
+use crate::{
+    broker::{Broker, Listener},
+    config::{
+        Diagnostic, Diagnostics, FunctionSpec, MessagingSpec, Project, Settings, Trigger,
+        messaging::ChannelRules,
+    },
+    metrics::Metrics,
+    runtime::{FunctionRuntime, LoadError, MessageFunction, pubsub_host::Pubsub},
+    trigger::{PubsubTrigger, TriggerStats},
+};
+
+/// A project compiled and ready to serve.
+pub struct Generation {
+    /// 1 for the project tern started with, one more per applied reload.
+    pub(crate) number: u64,
+    /// Where it was read from.
+    pub(crate) dir: PathBuf,
+    /// HTTP routes.
+    pub(crate) router: Router,
+    /// Which channel names exist and which are bridged.
+    pub(crate) rules: Arc<ChannelRules>,
+    /// What this generation's functions reach of pub/sub.
+    pub(crate) pubsub: Arc<Pubsub>,
+    /// Pubsub-triggered functions.
+    triggers: Vec<PubsubTrigger>,
+    /// Cancelled when a newer generation replaces this one: its triggers drain and stop.
+    retired: CancellationToken,
+    /// What it serves, to tell what the next one changes.
+    pub(crate) inventory: Inventory,
+}
+
+impl Generation {
+    /// Compiles every function of `project` with `runtime`, or lists every problem (a
+    /// component that is missing, invalid or of the wrong world), located at the function's
+    /// `source` field. `inventory` is what the project serves, from [`Inventory::of`].
+    pub fn build(
+        number: u64,
+        project: &Project,
+        inventory: Inventory,
+        runtime: &FunctionRuntime,
+        broker: &Arc<Broker>,
+        metrics: &Metrics,
+    ) -> Result<Generation, Diagnostics> {
+        let settings = &project.settings;
+        let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
+        let pubsub = Arc::new(Pubsub::new(broker.clone(), rules.clone(), settings));
+        let mut router = Router::default();
+        let mut triggers = Vec::new();
+        let mut problems = Diagnostics::default();
+        // A component that does not exist was already reported by the project's own checks.
+        for spec in project.functions.iter().filter(|f| f.source.is_file()) {
+            let loaded = match &spec.trigger {
+                Trigger::Http { method, paths } => runtime.load(spec).map(|function| {
+                    let function = Arc::new(function);
+                    for path in paths {
+                        router.add(method.clone(), path, function.clone());
+                    }
+                }),
+                Trigger::Pubsub { channel } => runtime.load(spec).map(|function| {
+                    if let Some(config) = rules.by_name(channel) {
+                        let trigger = pubsub_trigger(spec, function, config, &rules, metrics);
+                        triggers.push(trigger);
+                    }
+                }),
+            };
+            if let Err(e) = loaded {
+                problems.push(source_problem(spec, &e));
+            }
+        }
+        problems.into_result(Generation {
+            number,
+            dir: project.dir.clone(),
+            router,
+            rules,
+            pubsub,
+            triggers,
+            retired: CancellationToken::new(),
+            inventory,
+        })
+    }
+
+    /// Starts this generation's trigger dispatchers (tracked by `tracker`, stopped by
+    /// `shutdown` or once retired) and returns the listeners the broker must offer
+    /// messages to.
+    pub fn start_triggers(
+        &self,
+        runtime: &Arc<FunctionRuntime>,
+        settings: &Settings,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Vec<Arc<dyn Listener>> {
+        self.triggers
+            .iter()
+            .map(|trigger| {
+                trigger.start(
+                    runtime.clone(),
+                    self.pubsub.clone(),
+                    settings.pubsub.max_hops,
+                    (shutdown.clone(), self.retired.clone()),
+                    tracker,
+                )
+            })
+            .collect()
+    }
+
+    /// Tells this generation's triggers to run what they have queued and stop.
+    pub fn retire(&self) {
+        self.retired.cancel();
+    }
+}
+
+fn pubsub_trigger(
+    spec: &FunctionSpec,
+    function: MessageFunction,
+    config: &MessagingSpec,
+    rules: &Arc<ChannelRules>,
+    metrics: &Metrics,
+) -> PubsubTrigger {
+    PubsubTrigger {
+        stats: TriggerStats::of(metrics, &function.name),
+        function: Arc::new(function),
+        config: config.name.clone(),
+        rules: rules.clone(),
+        queue: spec.queue,
+        concurrency: spec.concurrency,
+    }
+}
+
+fn source_problem(spec: &FunctionSpec, e: &LoadError) -> Diagnostic {
+    Diagnostic::field(&spec.file, spec.source_location, "source", e.to_string())
+}
