@@ -134,6 +134,7 @@ pub struct Serve {
     command: Command,
     listen: bool,
     close_stderr: bool,
+    admin: bool,
 }
 
 impl Serve {
@@ -149,7 +150,14 @@ impl Serve {
             .env("TERN_CACHE_DIR", cache_dir())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        Self { command, listen: true, close_stderr: false }
+        Self { command, listen: true, close_stderr: false, admin: false }
+    }
+
+    /// With an admin listener on an ephemeral port (`--admin-listen 127.0.0.1:0`).
+    pub fn admin(mut self) -> Self {
+        self.command.args(["--admin-listen", "127.0.0.1:0"]);
+        self.admin = true;
+        self
     }
 
     /// Extra command-line arguments.
@@ -209,6 +217,12 @@ impl Serve {
                 thread::sleep(Duration::from_millis(100));
                 panic!("tern did not start: stdout {line:?}, logs:\n{}", logs.lock().expect("lock"))
             });
+        let admin = self.admin.then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read tern's stdout");
+            let addr = line.trim().strip_prefix("admin on http://").and_then(|a| a.parse().ok());
+            addr.unwrap_or_else(|| panic!("no admin line on stdout: {line:?}"))
+        });
         // Anything more on stdout would break the one-line promise: keep reading, so that
         // `stdout_after_listening_line` can tell once tern has exited.
         let rest_of_stdout = thread::spawn(move || {
@@ -216,7 +230,7 @@ impl Serve {
             let _ = stdout.read_to_end(&mut rest);
             String::from_utf8_lossy(&rest).into_owned()
         });
-        Tern { child, addr, logs, rest_of_stdout: Some(rest_of_stdout) }
+        Tern { child, addr, admin, logs, rest_of_stdout: Some(rest_of_stdout) }
     }
 }
 
@@ -225,6 +239,8 @@ pub struct Tern {
     child: Child,
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The admin listener's address, when started with [`Serve::admin`].
+    pub admin: Option<SocketAddr>,
     logs: Arc<Mutex<String>>,
     /// What it writes to stdout after its `listening on` line, complete once it exits.
     rest_of_stdout: Option<thread::JoinHandle<String>>,
@@ -244,6 +260,11 @@ impl Tern {
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://ADMIN_ADDR{path}`; panics without an admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin.expect("started with Serve::admin"))
     }
 
     /// Everything it logged so far.

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `tern` binary, real compiled functions, real clients.
 
+mod admin_api;
 mod cache;
 mod check;
 mod harness;
@@ -7,6 +8,7 @@ mod hostile_functions;
 mod http_functions;
 mod limits;
 mod newcomer;
+mod operations;
 mod raw_frames;
 mod security;
 mod shutdown;

@@ -1,0 +1,2 @@
+//! The admin listener: metrics after known traffic, health, the key, hostile deploy
+//! bundles, JSON logs.
