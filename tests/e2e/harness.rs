@@ -141,10 +141,15 @@ impl Serve {
     /// `tern serve DIR --listen 127.0.0.1:0`, logging at `info` into the test's buffer,
     /// with the test cache directory.
     pub fn new(dir: &Path) -> Self {
+        Self::command("serve", dir)
+    }
+
+    /// `tern SUBCOMMAND DIR` (`serve` or `dev`), as [`Serve::new`] otherwise.
+    pub fn command(subcommand: &str, dir: &Path) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
         kill_with_parent(&mut command);
         command
-            .arg("serve")
+            .arg(subcommand)
             .arg(dir)
             .env("TERN_LOG", "info")
             .env("TERN_CACHE_DIR", cache_dir())
