@@ -1,15 +1,13 @@
 //! `tern deploy` and `tern rollback` against a running tern, with a client connected
 //! throughout; a restarted tern serves what was deployed last.
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::reload::{KEY, write};
-use crate::harness::{
-    Serve, Tern, TestProject, cache_dir, client, kill_with_parent, ws_connect, ws_next_text,
-};
+use crate::harness::{Serve, Tern, TestProject, client, ws_connect, ws_next_text};
 
 const CHAT: &str = "channel: { match: chat }\nbridges: { websocket: { enable: true } }\n";
 const HELLO: &str =
@@ -17,17 +15,8 @@ const HELLO: &str =
 const ECHO: &str = "trigger: { type: https, method: POST, paths: [/echo] }\nsource: {wasm:echo}\n";
 
 /// Runs `tern ARGS` with `key` as the admin key: exit code, stdout, stderr.
-fn tern(args: &[&str], key: &str) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
-    kill_with_parent(&mut command);
-    let out = command
-        .args(args)
-        .env("TERN_ADMIN_KEY", key)
-        .env("TERN_CACHE_DIR", cache_dir())
-        .output()
-        .expect("run tern");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+fn tern_with_key(args: &[&str], key: &str) -> (i32, String, String) {
+    super::run_tern(Path::new("."), args, &[("TERN_ADMIN_KEY", key)])
 }
 
 fn project(with_echo: bool) -> TestProject {
@@ -46,7 +35,7 @@ async fn echo_status(tern: &Tern) -> u16 {
 
 fn deploy(dir: &Path, admin: &str, extra: &[&str], key: &str) -> (i32, String, String) {
     let dir = dir.to_str().expect("utf-8 path");
-    tern(&[&["deploy", dir, "--to", admin], extra].concat(), key)
+    tern_with_key(&[&["deploy", dir, "--to", admin], extra].concat(), key)
 }
 
 #[tokio::test]
@@ -83,17 +72,17 @@ async fn deploy_and_rollback_keep_every_client_connected() {
     assert_eq!(echo_status(&tern).await, 200);
     say("after the deploy").await;
 
-    let (code, out, err) = tern(&["rollback", "--to", &admin], KEY);
+    let (code, out, err) = tern_with_key(&["rollback", "--to", &admin], KEY);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("version 1") && out.contains("POST /echo"), "{out}");
     assert_eq!(echo_status(&tern).await, 404);
     say("after the rollback").await;
     // Nothing older than version 1.
-    let (code, _, err) = tern(&["rollback", "--to", &admin], KEY);
+    let (code, _, err) = tern_with_key(&["rollback", "--to", &admin], KEY);
     assert_ne!(code, 0);
     assert!(err.contains("no earlier deployed version"), "{err}");
     // Back to 2 by number.
-    let (code, _, err) = tern(&["rollback", "--to", &admin, "--version", "2"], KEY);
+    let (code, _, err) = tern_with_key(&["rollback", "--to", &admin, "--version", "2"], KEY);
     assert_eq!(code, 0, "{err}");
     assert_eq!(echo_status(&tern).await, 200);
     say("after rolling forward").await;

@@ -1,23 +1,12 @@
 //! The function author's loop in a fresh directory outside the repository: `tern new`,
 //! `tern build`, `tern serve`, then `tern dev` rebuilding and reloading on an edit.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, time::Duration};
 
-use crate::harness::{Serve, client, kill_with_parent, repo};
+use crate::harness::{Serve, client, repo};
 
-/// Runs `tern ARGS` in `cwd`: exit code, stdout, stderr.
 fn tern(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
-    kill_with_parent(&mut command);
-    let out = command
-        .args(args)
-        .current_dir(cwd)
-        .env("TERN_CACHE_DIR", crate::harness::cache_dir())
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .expect("run tern");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    super::run_tern(cwd, args, &[])
 }
 
 async fn get(url: String) -> (u16, String) {
