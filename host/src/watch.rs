@@ -21,7 +21,7 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// What is watched.
 pub struct WatchSet {
-    /// The project directory (YAML files), watched recursively.
+    /// The project directory: its `tern.yaml`, `functions/` and `messaging/` are watched.
     project: PathBuf,
     /// The components the functions name; their directories are watched.
     components: Vec<PathBuf>,
@@ -65,7 +65,15 @@ impl WatchSet {
 
     /// The directories to watch: the project's, each component's, each crate's.
     fn roots(&self) -> Vec<(PathBuf, RecursiveMode)> {
-        let mut roots = vec![(self.project.clone(), RecursiveMode::Recursive)];
+        // Only where YAML lives: a recursive watch of the project would also watch a
+        // `target/` inside it, thousands of directories busy during every build.
+        let mut roots = vec![(self.project.clone(), RecursiveMode::NonRecursive)];
+        for sub in ["functions", "messaging"] {
+            let dir = self.project.join(sub);
+            if dir.is_dir() {
+                roots.push((dir, RecursiveMode::NonRecursive));
+            }
+        }
         for c in &self.components {
             if let Some(parent) = c.parent().filter(|p| p.is_dir()) {
                 roots.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
