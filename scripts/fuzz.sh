@@ -15,7 +15,7 @@ if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked
 fi
 
-targets=(config_files channel_name)
+targets=(config_files channel_name deploy_bundle)
 run() {
   local target=$1; shift
   mkdir -p "corpus/$target"

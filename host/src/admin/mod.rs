@@ -102,10 +102,10 @@ impl Admin {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => self.ready(),
             (&Method::GET, "/metrics") => metrics(&self.app),
-            (&Method::POST, "/reload") => {
-                let source = self.app.source();
-                self.reload(&source).await
-            }
+            (&Method::POST, "/reload") => match self.app.reload_served().await {
+                Ok(reloaded) => crate::reply::json(StatusCode::OK, &json!(reloaded)),
+                Err(problems) => refused(&problems),
+            },
             (&Method::POST, "/deploy") => self.deploy(req, has_flag(&query, "dry_run")).await,
             (&Method::POST, "/rollback") => self.rollback(&query).await,
             (&Method::GET, "/deployments") => self.deployments(),
@@ -152,13 +152,6 @@ impl Admin {
         }
         let generation = self.app.generation().number;
         crate::reply::json(StatusCode::OK, &json!({"ready": true, "generation": generation}))
-    }
-
-    async fn reload(&self, dir: &std::path::Path) -> Response<Body> {
-        match self.app.reload(dir).await {
-            Ok(reloaded) => crate::reply::json(StatusCode::OK, &json!(reloaded)),
-            Err(problems) => refused(&problems),
-        }
     }
 
     async fn deploy(&self, req: Request<Incoming>, dry_run: bool) -> Response<Body> {

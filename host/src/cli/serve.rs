@@ -149,6 +149,6 @@ async fn reload_on_hangup(app: Arc<App>, shutdown: CancellationToken) {
         }
         tracing::info!("SIGHUP: reloading");
         // A refused reload is logged by `reload`; the running version keeps serving.
-        let _ = app.reload(&app.source()).await;
+        let _ = app.reload_served().await;
     }
 }

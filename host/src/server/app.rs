@@ -2,11 +2,7 @@
 //! metrics, around the [`Generation`] serving now. A reload builds the next generation
 //! beside the running one and swaps it in; listeners, sessions and the engine stay.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Instant,
-};
+use std::{path::Path, sync::Arc, time::Instant};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -44,9 +40,6 @@ pub struct App {
     pub(crate) shutdown: CancellationToken,
     /// One reload at a time: each builds on the generation the previous one left.
     reloading: tokio::sync::Mutex<()>,
-    /// The directory the serving generation was read from: what SIGHUP and `/reload`
-    /// read again (the project directory, or a deployed version).
-    source: std::sync::Mutex<PathBuf>,
 }
 
 /// What an applied reload did.
@@ -106,7 +99,6 @@ impl App {
             metrics,
             shutdown,
             reloading: tokio::sync::Mutex::new(()),
-            source: std::sync::Mutex::new(project.dir.clone()),
         })
     }
 
@@ -114,11 +106,6 @@ impl App {
     /// host's, not this one.
     pub fn generation(&self) -> Arc<Generation> {
         self.current.load_full()
-    }
-
-    /// The directory the serving generation was read from.
-    pub fn source(&self) -> PathBuf {
-        self.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Starts delivering messages to the first generation's pubsub-triggered functions.
@@ -142,11 +129,22 @@ impl App {
     /// with problems is refused, every problem returned and logged, and the running
     /// generation keeps serving.
     pub async fn reload(self: &Arc<Self>, dir: &Path) -> Result<Reloaded, Diagnostics> {
+        self.reload_from(Some(dir)).await
+    }
+
+    /// [`App::reload`] of the directory the serving generation came from (SIGHUP,
+    /// `POST /reload`). It is read once the reload has its turn: one queued behind a
+    /// deploy reloads the deployed version, not the one before it.
+    pub async fn reload_served(self: &Arc<Self>) -> Result<Reloaded, Diagnostics> {
+        self.reload_from(None).await
+    }
+
+    async fn reload_from(self: &Arc<Self>, dir: Option<&Path>) -> Result<Reloaded, Diagnostics> {
         let _one_at_a_time = self.reloading.lock().await;
         let started = Instant::now();
         let current = self.current.load_full();
         let app = self.clone();
-        let dir = dir.to_path_buf();
+        let dir = dir.map_or_else(|| current.dir.clone(), Path::to_path_buf);
         // Compiling is CPU work: keep it off the threads serving requests.
         let number = current.number + 1;
         let built =
@@ -167,7 +165,6 @@ impl App {
         let listeners =
             next.start_triggers(&self.runtime, &self.settings, &self.shutdown, &self.trigger_tasks);
         self.current.store(next.clone());
-        *self.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next.dir.clone();
         self.broker.set_listeners(listeners);
         current.retire();
         let sessions_closed =
