@@ -300,7 +300,7 @@ async fn readiness_answers_503_while_a_draining_host_finishes_its_calls() {
                 let status = resp.status();
                 break format!("{status} {}", resp.text().await.unwrap_or_default());
             }
-            Err(e) => break format!("no answer ({e}), while draining: {draining}"),
+            Err(e) => break format!("no answer ({e:?}), while draining: {draining}"),
         }
     };
     assert!(seen.starts_with("503 "), "/readyz during the grace period: {seen}");
@@ -346,6 +346,7 @@ impl Keyless {
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("no admin line on stdout: {line:?}");
     }
 }
@@ -768,7 +769,7 @@ async fn hostile_deploy_bundles_are_refused_and_leave_nothing_behind() {
     let located = problems.iter().any(|p| {
         p.split_once("functions/hello.yaml:").is_some_and(|(_, at)| {
             let line = at.split(':').next().unwrap_or("");
-            line.parse::<u32>().is_ok_and(|l| l >= 3)
+            line == "3"
         })
     });
     assert!(located, "no problem names functions/hello.yaml and its line: {problems:?}");

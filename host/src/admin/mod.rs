@@ -56,8 +56,10 @@ impl Admin {
         Arc::new(Self { app, key, store, max_upload, deploying: tokio::sync::Mutex::new(()) })
     }
 
-    /// Serves the admin API on `listener` until `shutdown`.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+    /// Serves the admin API on `listener` until `stop` (after the host has drained, so
+    /// that `/readyz` says 503 while it does).
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
+        let shutdown = stop;
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
             let accepted = tokio::select! {
@@ -104,7 +106,7 @@ impl Admin {
             (&Method::GET, "/metrics") => metrics(&self.app),
             (&Method::POST, "/reload") => match self.app.reload_served().await {
                 Ok(reloaded) => crate::reply::json(StatusCode::OK, &json!(reloaded)),
-                Err(problems) => refused(&problems),
+                Err(problems) => refused(&problems, None),
             },
             (&Method::POST, "/deploy") => self.deploy(req, has_flag(&query, "dry_run")).await,
             (&Method::POST, "/rollback") => self.rollback(&query).await,
@@ -166,13 +168,14 @@ impl Admin {
         };
         if dry_run {
             let preview = self.app.preview(&staged.dir).await;
+            let staged_dir = staged.dir.clone();
             self.store.discard(staged);
             return match preview {
                 Ok(changes) => crate::reply::json(
                     StatusCode::OK,
                     &json!({"dry_run": true, "changes": changes}),
                 ),
-                Err(problems) => refused(&problems),
+                Err(problems) => refused(&problems, Some(&staged_dir)),
             };
         }
         let version = match self.store.commit(staged) {
@@ -223,7 +226,7 @@ impl Admin {
                 if is_new {
                     self.store.remove(version);
                 }
-                refused(&problems)
+                refused(&problems, Some(&self.store.path(version)))
             }
         }
     }
@@ -262,9 +265,21 @@ pub fn store_for(
     DeploymentStore::new(project_dir.join(&admin.deployments_dir), admin.keep_deployments)
 }
 
-/// 422 with every problem, one per line as `tern check` prints them.
-fn refused(problems: &Diagnostics) -> Response<Body> {
-    let list: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+/// 422 with every problem, one per line as `tern check` prints them; paths inside `bundle`
+/// (an uploaded project) are given as in the bundle, as the author knows them.
+fn refused(problems: &Diagnostics, bundle: Option<&std::path::Path>) -> Response<Body> {
+    let prefix = bundle.map(|dir| format!("{}/", dir.display()));
+    let list: Vec<String> = problems
+        .0
+        .iter()
+        .map(|p| {
+            let text = p.to_string();
+            match &prefix {
+                Some(prefix) => text.replace(prefix.as_str(), ""),
+                None => text,
+            }
+        })
+        .collect();
     crate::reply::json(
         StatusCode::UNPROCESSABLE_ENTITY,
         &json!({"error": "project refused: the running version keeps serving", "problems": list}),

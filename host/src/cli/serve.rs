@@ -117,10 +117,11 @@ pub async fn serve(
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{local}")?;
     let app = Arc::new(app);
+    let admin_stop = CancellationToken::new();
     if let Some(admin_listener) = admin_listener {
         writeln!(stdout, "admin on http://{}", admin_listener.local_addr()?)?;
         let admin = Admin::new(app.clone(), key, store);
-        tokio::spawn(admin.serve(admin_listener, shutdown.clone()));
+        tokio::spawn(admin.serve(admin_listener, admin_stop.clone()));
     }
     stdout.flush()?;
     app.start_triggers();
@@ -130,7 +131,9 @@ pub async fn serve(
         let watched = watch::WatchSet::new(&dir, &project, crates.unwrap_or_default());
         tokio::spawn(watch::run(app.clone(), watched, dev, shutdown.clone()));
     }
-    server::run(listener, app, shutdown).await?;
+    let served = server::run(listener, app, shutdown).await;
+    admin_stop.cancel();
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
