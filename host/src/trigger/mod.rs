@@ -26,6 +26,9 @@ use crate::{
     },
 };
 
+/// How long a replaced trigger still takes messages after a reload swapped it out.
+const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Counters of one trigger: the host's metrics share them, and a function's counters
 /// carry on across reloads.
 #[derive(Debug, Default, Clone)]
@@ -155,17 +158,25 @@ impl PubsubTrigger {
         let depth = self.stats.depth.clone();
         let running = Arc::new(Semaphore::new(self.concurrency));
         let invocations = tracker.clone();
+        let closing = queue.clone();
+        let stop = shutdown.clone();
         tracker.spawn(async move {
-            let mut retiring = false;
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = retire.cancelled() => {
+                    // A publisher may still be offering to this generation's listeners, which
+                    // it loaded just before the swap: close only once that call is surely
+                    // over, or its message would reach neither generation.
+                    tokio::time::sleep(RETIRE_GRACE).await;
+                    // `pop` now returns what is queued, then None: the dispatcher ends.
+                    closing.close();
+                }
+            }
+        });
+        tracker.spawn(async move {
             loop {
                 let message = tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = retire.cancelled(), if !retiring => {
-                        // `pop` now returns what is queued, then None.
-                        queue.close();
-                        retiring = true;
-                        continue;
-                    }
                     message = queue.pop() => match message {
                         Some(m) => m,
                         None => break,

@@ -266,3 +266,20 @@ async fn watch_reloads_when_the_yaml_changes() {
     assert_eq!(status, 404, "the removed route is still served");
     assert_eq!(status_of("/hello?name=x").await, 200);
 }
+
+#[tokio::test]
+async fn a_triggered_function_answers_each_message_once_across_reloads() {
+    // chat_bot answers `/rooms` in the room: after each reload exactly one answer, never
+    // none (the message fell between generations) nor two (both generations ran it).
+    let project = TestProject::from_example("chat");
+    let tern = Serve::new(project.path()).admin().env("TERN_ADMIN_KEY", KEY).start();
+    let mut ws = ws_connect(&crate::harness::room_url(&tern, "reloads").await).await;
+    for i in 0..10 {
+        let (status, body) = reload(&tern).await;
+        assert_eq!(status, 200, "{body}");
+        ws.send(Message::text("/rooms")).await.expect("send");
+        assert_eq!(ws_next_text(&mut ws).await, "1 client connected to this room", "reload {i}");
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(500), ws_next_text(&mut ws)).await;
+    assert!(extra.is_err(), "a message was answered twice: {extra:?}");
+}
