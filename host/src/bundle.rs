@@ -117,13 +117,21 @@ fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Unpacks `bundle` into `into` (which must exist and be empty), at most `max_bytes`
 /// unpacked in all, checking every entry and the manifest.
 pub fn unpack(bundle: &[u8], into: &Path, max_bytes: u64) -> Result<(), BundleError> {
-    let mut archive = tar::Archive::new(GzDecoder::new(bundle));
+    // Headers count too (a long-name header can declare any size, and `tar` reads it into
+    // memory): cap what is decompressed at all, not only the files' contents.
+    let header_room = MAX_FILES as u64 * 4096;
+    let decompressed = GzDecoder::new(bundle).take(max_bytes.saturating_add(header_room));
+    let mut archive = tar::Archive::new(decompressed);
     let entries = archive.entries().map_err(|e| BundleError::Format(e.to_string()))?;
     let (mut total, mut count) = (0u64, 0usize);
     let mut written = BTreeMap::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| BundleError::Format(e.to_string()))?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw.len() > 300 {
+            // Named in the error, which is echoed back: a path is never that long in a bundle.
+            raw = format!("{}...", raw.chars().take(100).collect::<String>());
+        }
         let refuse = |reason: &str| BundleError::Entry { path: raw.clone(), reason: reason.into() };
         if !entry.header().entry_type().is_file() {
             return Err(refuse("only regular files may be in a bundle"));

@@ -93,7 +93,12 @@ impl WatchSet {
 pub async fn run(app: Arc<App>, set: WatchSet, dev: bool, shutdown: CancellationToken) {
     let (tx, mut rx) = mpsc::channel::<PathBuf>(1024);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Reading a file is an event too (opened, closed): a reload reads every YAML file
+        // and component, and must not set off the next one.
+        if let Ok(event) = event
+            && !event.kind.is_access()
+            && !event.kind.is_other()
+        {
             for path in event.paths {
                 // A full queue already means "something changed": dropping is fine.
                 let _ = tx.try_send(path);
@@ -154,9 +159,11 @@ pub async fn run(app: Arc<App>, set: WatchSet, dev: bool, shutdown: Cancellation
         if !built {
             continue;
         }
-        // Events from the rebuild's own output are not a new change.
+        let outcome = app.reload(&set.project).await;
+        // What the build wrote and the reload read is not a new change; a save during the
+        // build is, but its rebuild already read it.
         while rx.try_recv().is_ok() {}
-        match app.reload(&set.project).await {
+        match outcome {
             Ok(reloaded) => say(
                 dev,
                 &format!(

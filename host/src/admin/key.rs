@@ -24,7 +24,7 @@ impl AdminKey {
     /// cannot be read, is an error naming where it came from.
     pub fn load(settings: &AdminSettings, project_dir: &Path) -> Result<Option<AdminKey>, String> {
         let (key, from) = match std::env::var(KEY_VAR) {
-            Ok(key) => (key, KEY_VAR.to_string()),
+            Ok(key) => (key.trim().to_string(), KEY_VAR.to_string()),
             Err(_) => match &settings.key_file {
                 Some(file) => {
                     let path = project_dir.join(file);
@@ -49,7 +49,9 @@ impl AdminKey {
         let Some(given) = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key)
         else {
             return false;
         };
@@ -72,6 +74,7 @@ mod tests {
         };
         assert!(key.admits(&with("Bearer 0123456789abcdef")));
         assert!(!key.admits(&with("Bearer 0123456789abcdeF")));
+        assert!(key.admits(&with("bearer 0123456789abcdef")));
         assert!(!key.admits(&with("Basic 0123456789abcdef")));
         assert!(!key.admits(&with("0123456789abcdef")));
         assert!(!key.admits(&HeaderMap::new()));

@@ -52,6 +52,7 @@ pub struct Admin {
 impl Admin {
     /// The admin API of `app`, keyed by `key`, storing deployments in `store`.
     pub fn new(app: Arc<App>, key: Option<AdminKey>, store: DeploymentStore) -> Arc<Self> {
+        store.sweep_staging();
         let max_upload = app.settings.admin.max_deploy_size.0;
         Arc::new(Self { app, key, store, max_upload, deploying: tokio::sync::Mutex::new(()) })
     }
@@ -93,7 +94,7 @@ impl Admin {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let keyed = matches!(path.as_str(), "/reload" | "/deploy" | "/rollback" | "/deployments");
@@ -108,8 +109,17 @@ impl Admin {
                 Ok(reloaded) => crate::reply::json(StatusCode::OK, &json!(reloaded)),
                 Err(problems) => refused(&problems, None),
             },
-            (&Method::POST, "/deploy") => self.deploy(req, has_flag(&query, "dry_run")).await,
-            (&Method::POST, "/rollback") => self.rollback(&query).await,
+            (&Method::POST, "/deploy") => {
+                let bundle = match self.read_upload(req).await {
+                    Ok(bytes) => bytes,
+                    Err(resp) => return resp,
+                };
+                let dry_run = has_flag(&query, "dry_run");
+                self.detached(move |admin| async move { admin.deploy(bundle, dry_run).await }).await
+            }
+            (&Method::POST, "/rollback") => {
+                self.detached(move |admin| async move { admin.rollback(&query).await }).await
+            }
             (&Method::GET, "/deployments") => self.deployments(),
             (_, "/healthz" | "/readyz" | "/metrics" | "/deployments") => method_not_allowed("GET"),
             (_, "/reload" | "/deploy" | "/rollback") => method_not_allowed("POST"),
@@ -156,14 +166,26 @@ impl Admin {
         crate::reply::json(StatusCode::OK, &json!({"ready": true, "generation": generation}))
     }
 
-    async fn deploy(&self, req: Request<Incoming>, dry_run: bool) -> Response<Body> {
-        let bundle = match self.read_upload(req).await {
-            Ok(bytes) => bytes,
-            Err(resp) => return resp,
-        };
+    /// Runs `work` in a task of its own: a client that disconnects mid-deploy must not
+    /// leave a version stored but not served, or a staging directory behind.
+    async fn detached<F, Fut>(self: &Arc<Self>, work: F) -> Response<Body>
+    where
+        F: FnOnce(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+    {
+        match tokio::spawn(work(self.clone())).await {
+            Ok(resp) => resp,
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("deploy failed: {e}")),
+        }
+    }
+
+    async fn deploy(&self, bundle: Bytes, dry_run: bool) -> Response<Body> {
         let _one_at_a_time = self.deploying.lock().await;
         let staged = match self.store.stage(&bundle, self.max_upload) {
             Ok(staged) => staged,
+            Err(e @ crate::bundle::BundleError::Io { .. }) => {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+            }
             Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
         if dry_run {

@@ -81,6 +81,14 @@ impl DeploymentStore {
         Ok(version)
     }
 
+    /// Removes what a crash left staged.
+    pub fn sweep_staging(&self) {
+        let entries = std::fs::read_dir(&self.dir).into_iter().flatten().filter_map(Result::ok);
+        for entry in entries.filter(|e| e.file_name().to_string_lossy().starts_with(".staging-")) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+
     /// Removes a staged bundle.
     pub fn discard(&self, staged: Staged) {
         let _ = std::fs::remove_dir_all(staged.dir);

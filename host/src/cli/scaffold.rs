@@ -61,8 +61,12 @@ pub fn new_function(args: &NewArgs) -> anyhow::Result<()> {
         }
         None => {
             let path = args.http.clone().unwrap_or_else(|| format!("/{name}"));
-            if !path.starts_with('/') || path.contains(char::is_whitespace) {
-                bail!("--http {path}: a path starts with / and has no spaces");
+            let plain =
+                |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~');
+            if !path.starts_with('/') || !path.chars().all(plain) || path.len() > 1024 {
+                bail!(
+                    "--http {path}: a path starts with / and holds only letters, digits and / - _ . ~"
+                );
             }
             write(&krate.join("src/lib.rs"), &http_source(name))?;
             write(&yaml, &http_yaml(&path, &source))?;

@@ -13,22 +13,27 @@ use tokio_util::sync::CancellationToken;
 use super::{ServeOptions, build::FunctionCrate};
 use crate::{
     admin::{self, Admin, key::AdminKey},
-    config::{Diagnostics, Project},
+    config::{Diagnostics, Project, Settings},
     runtime::cache::ComponentCache,
     server::{self, App, inventory::Inventory},
     watch,
 };
 
 /// Reads the project and compiles its functions, listing every problem of both stages.
+/// `host_settings`, when given, replace the project's own (a deployed version's
+/// `tern.yaml` does not choose the host's ports, key or limits).
 fn load(
     dir: &Path,
     shutdown: CancellationToken,
     public_url: Option<String>,
     cache: Option<ComponentCache>,
-    serving: bool,
+    (serving, host_settings): (bool, Option<Settings>),
 ) -> Result<(Project, App), Diagnostics> {
     let (mut project, mut problems) = Project::read(dir);
     let inventory = Inventory::of(&project, &project.settings);
+    if let Some(settings) = host_settings {
+        project.settings = settings;
+    }
     if public_url.is_some() {
         project.settings.public_url = public_url;
     }
@@ -50,7 +55,8 @@ pub fn check(
     cache: Option<ComponentCache>,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let (project, app) = load(dir, shutdown, None, cache, false).map_err(|p| p.to_string())?;
+    let (project, app) =
+        load(dir, shutdown, None, cache, (false, None)).map_err(|p| p.to_string())?;
     for warning in &project.warnings {
         eprintln!("warning: {warning}");
     }
@@ -77,10 +83,13 @@ pub async fn serve(
         anyhow::bail!("--public-url {msg}");
     }
     // The project's own tern.yaml says where deployments live; the newest deployed
-    // version, if any, is what this host served last and serves again.
-    let (settings_only, _) = Project::read(&dir);
-    let store = admin::store_for(&settings_only.settings, &dir);
-    let served = match store.current() {
+    // version, if any, is what this host served last and serves again, under the host
+    // settings of this directory.
+    let store = match Settings::of_project(&dir) {
+        Ok(settings) => admin::store_for(&settings, &dir),
+        Err(problems) => return Err(problems.into()),
+    };
+    let (served, host_settings) = match store.current() {
         Some(version) if !options.watch => {
             let path = store.path(version);
             tracing::warn!(
@@ -88,11 +97,12 @@ pub async fn serve(
                 path = %path.display(),
                 "serving the deployed version, not the project directory's files (tern rollback or deploy to change it)"
             );
-            path
+            (path, Settings::of_project(&dir).ok())
         }
-        _ => dir.clone(),
+        _ => (dir.clone(), None),
     };
-    let (project, app) = load(&served, shutdown.clone(), options.public_url.clone(), cache, true)?;
+    let url = options.public_url.clone();
+    let (project, app) = load(&served, shutdown.clone(), url, cache, (true, host_settings))?;
     for warning in &project.warnings {
         tracing::warn!(%warning, "configuration");
     }

@@ -78,9 +78,12 @@ impl Project {
         project.messaging = messaging;
         if let Some(sources) = manifest::deployed_sources(dir) {
             for f in &mut project.functions {
-                if let Some(component) = sources.get(&f.file) {
-                    f.source = component.clone();
-                }
+                // A deployed function runs a component of its bundle, never a file of the
+                // host's that its `source` happens to name.
+                f.source = match sources.get(&f.file) {
+                    Some(component) => component.clone(),
+                    None => dir.join(format!("components/{}-was-not-in-the-bundle.wasm", f.name)),
+                };
             }
         }
         if function_files + messaging_files == 0 {
@@ -136,6 +139,16 @@ impl Project {
                 problems.push(Diagnostic::field(&f.file, f.source_location, "source", msg));
             }
         }
+    }
+}
+
+impl Settings {
+    /// The host settings of the project in `dir` (its `tern.yaml`, or the defaults), or
+    /// what is wrong with them.
+    pub fn of_project(dir: &Path) -> Result<Settings, Diagnostics> {
+        let mut problems = Diagnostics::default();
+        let settings = read_settings(&dir.join("tern.yaml"), &mut problems);
+        problems.into_result(settings)
     }
 }
 

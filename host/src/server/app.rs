@@ -166,7 +166,7 @@ impl App {
             next.start_triggers(&self.runtime, &self.settings, &self.shutdown, &self.trigger_tasks);
         self.current.store(next.clone());
         self.broker.set_listeners(listeners);
-        current.retire();
+        next.adopt_backlog(&current);
         let sessions_closed =
             self.broker.retire(|channel| next.rules.resolve(channel).is_some_and(|s| s.websocket));
         let elapsed = started.elapsed();

@@ -3,7 +3,10 @@
 //! handshake takes it once and keeps it to the end, so a reload never changes what an
 //! in-flight request runs.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+};
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -16,8 +19,14 @@ use crate::{
     },
     metrics::Metrics,
     runtime::{FunctionRuntime, LoadError, MessageFunction, pubsub_host::Pubsub},
-    trigger::{PubsubTrigger, TriggerStats},
+    trigger::{
+        PubsubTrigger, TriggerStats,
+        fair_queue::{FairQueue, Pushed},
+    },
 };
+
+/// A started trigger: its function's name, its queue, its counters.
+type StartedTrigger = (Arc<str>, Arc<FairQueue>, TriggerStats);
 
 /// A project compiled and ready to serve.
 pub struct Generation {
@@ -33,8 +42,8 @@ pub struct Generation {
     pub(crate) pubsub: Arc<Pubsub>,
     /// Pubsub-triggered functions.
     triggers: Vec<PubsubTrigger>,
-    /// Cancelled when a newer generation replaces this one: its triggers drain and stop.
-    retired: CancellationToken,
+    /// Once started: each trigger's function, queue and counters.
+    queues: OnceLock<Vec<StartedTrigger>>,
     /// What it serves, to tell what the next one changes.
     pub(crate) inventory: Inventory,
 }
@@ -84,14 +93,14 @@ impl Generation {
             rules,
             pubsub,
             triggers,
-            retired: CancellationToken::new(),
+            queues: OnceLock::new(),
             inventory,
         })
     }
 
     /// Starts this generation's trigger dispatchers (tracked by `tracker`, stopped by
-    /// `shutdown` or once retired) and returns the listeners the broker must offer
-    /// messages to.
+    /// `shutdown`, or once the broker lets go of their listeners) and returns the listeners
+    /// the broker must offer messages to.
     pub fn start_triggers(
         &self,
         runtime: &Arc<FunctionRuntime>,
@@ -99,23 +108,42 @@ impl Generation {
         shutdown: &CancellationToken,
         tracker: &TaskTracker,
     ) -> Vec<Arc<dyn Listener>> {
-        self.triggers
-            .iter()
-            .map(|trigger| {
-                trigger.start(
-                    runtime.clone(),
-                    self.pubsub.clone(),
-                    settings.pubsub.max_hops,
-                    (shutdown.clone(), self.retired.clone()),
-                    tracker,
-                )
-            })
-            .collect()
+        let mut listeners = Vec::new();
+        let mut queues = Vec::new();
+        for trigger in &self.triggers {
+            let (listener, queue) = trigger.start(
+                runtime.clone(),
+                self.pubsub.clone(),
+                settings.pubsub.max_hops,
+                shutdown.clone(),
+                tracker,
+            );
+            listeners.push(listener);
+            queues.push((trigger.function.name.clone(), queue, trigger.stats.clone()));
+        }
+        let _ = self.queues.set(queues);
+        listeners
     }
 
-    /// Tells this generation's triggers to run what they have queued and stop.
-    pub fn retire(&self) {
-        self.retired.cancel();
+    /// Moves the messages still queued for `previous`'s triggers to this generation's
+    /// trigger of the same function (a reload replaced it): they run on the new version,
+    /// and a backlog never outlives its generation. What the new queue cannot take is
+    /// dropped and counted; a function that no longer exists has its backlog run by the
+    /// old version.
+    pub fn adopt_backlog(&self, previous: &Generation) {
+        let (Some(ours), Some(theirs)) = (self.queues.get(), previous.queues.get()) else {
+            return;
+        };
+        for (name, queue, stats) in ours {
+            let Some((_, old, _)) = theirs.iter().find(|(n, ..)| n == name) else { continue };
+            for message in old.take_all() {
+                // Moved, not added: the function's depth gauge already counts it.
+                if queue.push(message) != Pushed::Queued {
+                    stats.dropped_queue_full.inc();
+                    stats.depth.dec();
+                }
+            }
+        }
     }
 }
 

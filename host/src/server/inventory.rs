@@ -52,7 +52,11 @@ impl Inventory {
         let mut inventory = Inventory { settings: format!("{settings:?}"), ..Self::default() };
         for f in &project.functions {
             let mut hash = Sha256::new();
-            hash.update(std::fs::read(&f.source).unwrap_or_default());
+            // Only a regular file: a FIFO or a device named as `source` would block or
+            // never end (the project's checks report it).
+            if f.source.is_file() {
+                hash.update(std::fs::read(&f.source).unwrap_or_default());
+            }
             hash.update(format!(
                 "{:?}{:?}{}{}{}",
                 f.trigger, f.timeout, f.memory, f.concurrency, f.queue

@@ -94,6 +94,12 @@ impl FairQueue {
         self.ready.notify_one();
     }
 
+    /// Takes every waiting message, in the order they would have been served.
+    pub fn take_all(&self) -> Vec<Arc<Message>> {
+        let mut inner = self.lock();
+        std::iter::from_fn(|| inner.pop()).collect()
+    }
+
     /// How many messages wait.
     pub fn len(&self) -> usize {
         self.lock().len

@@ -26,9 +26,6 @@ use crate::{
     },
 };
 
-/// How long a replaced trigger still takes messages after a reload swapped it out.
-const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Counters of one trigger: the host's metrics share them, and a function's counters
 /// carry on across reloads.
 #[derive(Debug, Default, Clone)]
@@ -134,17 +131,17 @@ impl Listener for TriggerQueue {
 
 impl PubsubTrigger {
     /// Starts this trigger's dispatcher and returns the listener that feeds it, for the
-    /// broker. The dispatcher stops at once on `shutdown`; on `retire` (a reload replaced
-    /// it) it takes no more messages but runs those already queued. Invocations in flight
-    /// are tracked by `tracker`.
+    /// broker, and its queue. The dispatcher stops at once on `shutdown`; once the broker
+    /// lets go of the listener (a reload replaced it) it runs what is left in the queue
+    /// and ends. Invocations in flight are tracked by `tracker`.
     pub fn start(
         &self,
         runtime: Arc<FunctionRuntime>,
         pubsub: Arc<Pubsub>,
         max_hops: usize,
-        (shutdown, retire): (CancellationToken, CancellationToken),
+        shutdown: CancellationToken,
         tracker: &TaskTracker,
-    ) -> Arc<dyn Listener> {
+    ) -> (Arc<dyn Listener>, Arc<FairQueue>) {
         let queue = Arc::new(FairQueue::new(self.queue));
         let listener = Arc::new(TriggerQueue {
             function: self.function.name.clone(),
@@ -158,21 +155,7 @@ impl PubsubTrigger {
         let depth = self.stats.depth.clone();
         let running = Arc::new(Semaphore::new(self.concurrency));
         let invocations = tracker.clone();
-        let closing = queue.clone();
-        let stop = shutdown.clone();
-        tracker.spawn(async move {
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = retire.cancelled() => {
-                    // A publisher may still be offering to this generation's listeners, which
-                    // it loaded just before the swap: close only once that call is surely
-                    // over, or its message would reach neither generation.
-                    tokio::time::sleep(RETIRE_GRACE).await;
-                    // `pop` now returns what is queued, then None: the dispatcher ends.
-                    closing.close();
-                }
-            }
-        });
+        let returned = queue.clone();
         tracker.spawn(async move {
             loop {
                 let message = tokio::select! {
@@ -200,7 +183,15 @@ impl PubsubTrigger {
             // Stopped with messages still queued (shutdown): they will not be run.
             depth.dec_by(i64::try_from(queue.len()).unwrap_or(i64::MAX));
         });
-        listener
+        (listener, returned)
+    }
+}
+
+impl Drop for TriggerQueue {
+    /// The broker dropped its last reference, so no publisher can be offering a message
+    /// any more: from now on the dispatcher runs what is queued, then ends.
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 

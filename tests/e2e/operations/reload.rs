@@ -255,6 +255,10 @@ async fn watch_reloads_when_the_yaml_changes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, 200, "the new route was not served:\n{}", tern.logs());
+    // One change, one reload: reading the files must not set off the next one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reloads = tern.log_lines(&["reloaded"]).len();
+    assert!(reloads <= 2, "{reloads} reloads for one change:\n{}", tern.logs());
     std::fs::remove_file(dir.join("functions/extra.yaml")).unwrap();
     for _ in 0..200 {
         status = status_of("/extra?name=x").await;
