@@ -58,6 +58,10 @@ impl WatchSet {
             }
         }
         let rest = path.strip_prefix(&self.project).ok()?;
+        // A `functions/` or `messaging/` made after the start: reload, and watch it.
+        if rest == Path::new("functions") || rest == Path::new("messaging") {
+            return Some(Change::Project);
+        }
         let hidden = rest.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
         let yaml = path.extension().is_some_and(|x| x == "yaml" || x == "yml");
         (yaml && !hidden && !rest.starts_with("target")).then_some(Change::Project)
@@ -88,9 +92,24 @@ impl WatchSet {
     }
 }
 
+impl WatchSet {
+    /// Takes in what a reload may have added: components of new functions, a new
+    /// `functions/` or `messaging/` directory.
+    fn refresh(&mut self, watcher: &mut notify::RecommendedWatcher) {
+        let (project, _) = Project::read(&self.project);
+        let fresh = WatchSet::new(&self.project, &project, Vec::new());
+        self.components = fresh.components;
+        for (root, mode) in self.roots() {
+            // Watching a directory again is harmless; one that cannot be watched was
+            // reported at the start.
+            let _ = watcher.watch(&root, mode);
+        }
+    }
+}
+
 /// Watches `set` until `shutdown`, reloading `app` on changes. In `dev` mode what changed is
 /// printed on stdout.
-pub async fn run(app: Arc<App>, set: WatchSet, dev: bool, shutdown: CancellationToken) {
+pub async fn run(app: Arc<App>, mut set: WatchSet, dev: bool, shutdown: CancellationToken) {
     let (tx, mut rx) = mpsc::channel::<PathBuf>(1024);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Reading a file is an event too (opened, closed): a reload reads every YAML file
@@ -163,6 +182,9 @@ pub async fn run(app: Arc<App>, set: WatchSet, dev: bool, shutdown: Cancellation
         // What the build wrote and the reload read is not a new change; a save during the
         // build is, but its rebuild already read it.
         while rx.try_recv().is_ok() {}
+        if outcome.is_ok() {
+            set.refresh(&mut watcher);
+        }
         match outcome {
             Ok(reloaded) => say(
                 dev,

@@ -100,27 +100,55 @@ impl DeploymentStore {
     }
 
     /// Records `version` as the one served, then removes the oldest versions past the
-    /// number kept (never the current one).
+    /// number kept. The served versions form a stack: a deploy (or a rollback to a chosen
+    /// version) pushes, a rollback to [`DeploymentStore::previous`] pops, so rolling back
+    /// twice goes two versions back, never forth to one already rolled back from.
     pub fn set_current(&self, version: u64) -> std::io::Result<()> {
-        let tmp = self.dir.join(".current.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        writeln!(file, "{version}")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, self.dir.join("current"))?;
+        let mut stack = self.served();
+        if stack.len() >= 2 && stack[stack.len() - 2] == version {
+            stack.pop();
+        } else {
+            stack.push(version);
+        }
+        let text: String = stack.iter().map(|v| format!("{v}\n")).collect();
+        write_atomically(&self.dir.join("history"), &text)?;
+        write_atomically(&self.dir.join("current"), &format!("{version}\n"))?;
+        // The oldest go first, but never the current one nor the one a rollback returns to.
+        let previous = self.previous();
         let versions = self.versions();
-        let excess = versions.len().saturating_sub(self.keep);
-        for old in versions.into_iter().take(excess).filter(|v| *v != version) {
+        let mut excess = versions.len().saturating_sub(self.keep);
+        for old in versions.into_iter().filter(|v| *v != version && Some(*v) != previous) {
+            if excess == 0 {
+                break;
+            }
             self.remove(old);
+            excess -= 1;
         }
         Ok(())
     }
 
-    /// The version a rollback without a version number returns to: the newest one older
-    /// than the current.
+    /// The version a rollback without a version number returns to: the one served before
+    /// the current, if it is still stored.
     pub fn previous(&self) -> Option<u64> {
-        let current = self.current()?;
-        self.versions().into_iter().rev().find(|v| *v < current)
+        let stack = self.served();
+        let below = stack.len().checked_sub(2)?;
+        Some(stack[below]).filter(|v| self.path(*v).is_dir())
     }
+
+    /// The stack of served versions, the current one last.
+    fn served(&self) -> Vec<u64> {
+        let text = std::fs::read_to_string(self.dir.join("history")).unwrap_or_default();
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename: never half written.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Creates `dir` and its parents; `dir` itself only its owner may read (it holds code).
@@ -156,7 +184,17 @@ mod tests {
         assert_eq!(store.versions(), [2, 3]);
         assert_eq!(store.current(), Some(3));
         assert_eq!(store.previous(), Some(2));
+        store.set_current(2).unwrap(); // a rollback
+        // 1 was pruned: nothing older to roll back to.
+        assert_eq!(store.previous(), None);
+        let v = store.commit(staged(&store, 4)).unwrap();
+        store.set_current(v).unwrap();
+        // Rolled back from 3 to 2, then deployed 4: rolling back returns to 2, not 3 (which
+        // is the one pruned).
+        assert_eq!(store.previous(), Some(2));
+        assert_eq!(store.versions(), [2, 4]);
         store.set_current(2).unwrap();
+        assert_eq!(store.current(), Some(2));
         assert_eq!(store.previous(), None);
     }
 }

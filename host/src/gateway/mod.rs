@@ -53,6 +53,9 @@ pub struct Gateway {
     per_ip: Arc<IpSlots>,
     /// `ws://host` of `public_url`, whose pages may connect by default.
     public_origin: Option<Arc<str>>,
+    /// The serving generation's channel rules, swapped by a reload before it closes the
+    /// sessions of removed channels.
+    rules: arc_swap::ArcSwap<ChannelRules>,
     /// Clients connected now.
     connected: Gauge,
     /// Clients accepted since start.
@@ -63,6 +66,7 @@ impl Gateway {
     /// The bridge for `broker`'s channels within `settings`, counting into `metrics`.
     pub fn new(
         broker: Arc<Broker>,
+        rules: Arc<ChannelRules>,
         settings: &Settings,
         shutdown: CancellationToken,
         metrics: &Metrics,
@@ -77,20 +81,25 @@ impl Gateway {
             shutdown,
             sessions: TaskTracker::new(),
             public_origin: settings.public_url.as_deref().map(websocket_origin_of),
+            rules: arc_swap::ArcSwap::new(rules),
             connected: metrics.websocket_connections.get_or_create_owned(&raw),
             accepted: metrics.websocket_accepted.get_or_create_owned(&raw),
         }
     }
 
-    /// Answers a request under [`PATH_PREFIX`] from `peer` to `host`, for channels `rules`
-    /// (the serving generation's) configure: an upgrade, or why not.
+    /// Serves the channels `rules` configure from now on (a reload).
+    pub fn set_rules(&self, rules: Arc<ChannelRules>) {
+        self.rules.store(rules);
+    }
+
+    /// Answers a request under [`PATH_PREFIX`] from `peer` to `host`: an upgrade, or why not.
     pub fn handle(
         &self,
         req: Request<Incoming>,
         host: Option<&Authority>,
         peer: IpAddr,
-        rules: &ChannelRules,
     ) -> Response<Body> {
+        let rules = self.rules.load_full();
         let raw = &req.uri().path()[PATH_PREFIX.len()..];
         let name = match ChannelName::parse(raw) {
             Ok(n) => n,
@@ -138,7 +147,15 @@ impl Gateway {
         };
         // Subscribe before answering 101, so nothing published after the client sees the
         // handshake complete can be missed.
-        let subscription = self.broker.subscribe(name, SubscriberKind::WebSocket);
+        let subscription = self.broker.subscribe(name.clone(), SubscriberKind::WebSocket);
+        // A reload may have removed the channel since it was checked above; one that did it
+        // after this check closes the session like any other on the channel.
+        if !Arc::ptr_eq(&rules, &self.rules.load())
+            && self.rules.load().resolve(&name).is_none_or(|spec| !spec.websocket)
+        {
+            let msg = format!("no messaging config matches channel `{name}`");
+            return error(StatusCode::NOT_FOUND, &msg);
+        }
         let broker = self.broker.clone();
         let settings = self.settings.clone();
         let shutdown = self.shutdown.clone();

@@ -87,7 +87,8 @@ impl App {
         .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?
         .with_metrics(metrics.clone());
         let generation = Generation::build(1, project, inventory, &runtime, &broker, &metrics)?;
-        let gateway = Gateway::new(broker.clone(), &settings, shutdown.clone(), &metrics);
+        let rules = generation.rules.clone();
+        let gateway = Gateway::new(broker.clone(), rules, &settings, shutdown.clone(), &metrics);
         metrics.generation.set(1);
         Ok(App {
             settings,
@@ -165,6 +166,7 @@ impl App {
         let listeners =
             next.start_triggers(&self.runtime, &self.settings, &self.shutdown, &self.trigger_tasks);
         self.current.store(next.clone());
+        self.gateway.set_rules(next.rules.clone());
         self.broker.set_listeners(listeners);
         next.adopt_backlog(&current);
         let sessions_closed =

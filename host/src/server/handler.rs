@@ -63,7 +63,7 @@ async fn answer(
         Err(refusal) => return (refusal.response(), None),
     };
     if req.uri().path().starts_with(gateway::PATH_PREFIX) {
-        return (app.gateway.handle(req, host.as_ref(), peer, &generation.rules), None);
+        return (app.gateway.handle(req, host.as_ref(), peer), None);
     }
     let function = match generation.router.route(req.method(), req.uri().path()) {
         Route::Function(f) => f.clone(),
