@@ -236,12 +236,16 @@ impl Admin {
     async fn switch_to(&self, version: u64, is_new: bool) -> Response<Body> {
         match self.app.reload(&self.store.path(version)).await {
             Ok(reloaded) => {
-                if let Err(e) = self.store.set_current(version) {
-                    tracing::error!(error = %e, version, "cannot record the current deployment");
-                }
+                let recorded = self.store.set_current(version);
                 tracing::info!(version, generation = reloaded.generation, "deployment serving");
                 let mut body = json!(reloaded);
                 body["version"] = json!(version);
+                if let Err(e) = recorded {
+                    tracing::error!(error = %e, version, "cannot record the current deployment");
+                    body["warning"] = json!(format!(
+                        "serving version {version}, but it could not be recorded ({e}): a restart would serve the previous one"
+                    ));
+                }
                 crate::reply::json(StatusCode::OK, &body)
             }
             Err(problems) => {

@@ -270,6 +270,27 @@ async fn hostile_deploy_bundles_are_refused_and_leave_nothing_behind() {
     let (_, m) = scrape(&tern).await;
     assert_eq!(m.value("tern_generation", &[]), 1.0);
 
+    // A function the manifest does not map, whose `source` names a component on the host:
+    // refused, and the host's file is neither run nor looked at.
+    let on_host = wasm("echo").display().to_string();
+    let outside =
+        format!("trigger: {{ type: https, method: POST, paths: [/evil] }}\nsource: {on_host}\n");
+    let bundle = Bundle::new()
+        .file("functions/greet.yaml", function_yaml("/greet").as_bytes())
+        .file("functions/evil.yaml", outside.as_bytes())
+        .file(&component, &hello)
+        .file(".tern-deploy.json", &manifest("functions/greet.yaml", &component))
+        .finish();
+    let (got, body) = deploy(&tern, bundle).await;
+    assert_eq!(got, 422, "{body}");
+    let problems = body["problems"].to_string();
+    assert!(
+        problems.contains("functions/evil.yaml") && problems.contains("was-not-in-the-bundle"),
+        "{body}"
+    );
+    assert!(!problems.contains(&on_host), "the host's path leaked: {body}");
+    assert_nothing_deployed(&tern, &project, "a source outside the bundle").await;
+
     // The bundles above were refused for what is wrong with them: the same builder's
     // well-formed bundle deploys.
     let (got, body) = deploy(&tern, good_bundle()).await;
