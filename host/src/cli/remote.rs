@@ -81,6 +81,9 @@ fn report((status, answer): &(u16, serde_json::Value), done: &str) -> anyhow::Re
             None => println!("{done}:"),
         }
         println!("{}", serde_json::to_string_pretty(&changes).unwrap_or_default());
+        if let Some(warning) = answer.get("warning").and_then(|w| w.as_str()) {
+            eprintln!("warning: {warning}");
+        }
         return Ok(());
     }
     let error = answer.get("error").and_then(|e| e.as_str()).unwrap_or("refused");
