@@ -380,21 +380,22 @@ pub fn kill_with_parent(command: &mut Command) {
     }
 }
 
-/// Runs the `tern` binary to completion with `args` in `cwd`: (exit code, stdout, stderr).
+/// Runs `tern ARGS` in `cwd` with the test cache: exit code, stdout, stderr.
 pub fn tern_cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    tern_cli_with(cwd, args, &[])
+}
+
+/// [`tern_cli`] with `env` set, and nothing of the test's own `CARGO_TARGET_DIR` or
+/// `TERN_ADMIN_KEY` passed on.
+pub fn tern_cli_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
     kill_with_parent(&mut command);
-    let out = command
-        .args(args)
-        .env("TERN_CACHE_DIR", cache_dir())
-        .current_dir(cwd)
-        .output()
-        .expect("run tern");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    command.args(args).current_dir(cwd).env("TERN_CACHE_DIR", cache_dir());
+    command.env_remove("CARGO_TARGET_DIR").env_remove("TERN_ADMIN_KEY");
+    command.envs(env.iter().copied());
+    let out = command.output().expect("run tern");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
 /// What a server answered on a raw connection, and how the exchange ended.

@@ -30,7 +30,7 @@ fn load(
     (serving, host_settings): (bool, Option<Settings>),
 ) -> Result<(Project, App), Diagnostics> {
     let (mut project, mut problems) = Project::read(dir);
-    let inventory = Inventory::of(&project, &project.settings);
+    let inventory = Inventory::of(&project);
     if let Some(settings) = host_settings {
         project.settings = settings;
     }

@@ -200,7 +200,7 @@ impl App {
 
     fn build_next(&self, dir: &Path, number: u64) -> Result<Generation, Diagnostics> {
         let (mut project, mut problems) = Project::read(dir);
-        let inventory = Inventory::of(&project, &project.settings);
+        let inventory = Inventory::of(&project);
         // Host settings are fixed for the life of the process (the listeners and pools are
         // sized by them): the new functions run under the running ones.
         project.settings = self.settings.clone();

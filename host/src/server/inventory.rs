@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Project, Settings, Trigger};
+use crate::config::{Project, Trigger};
 
 /// The served parts of one project, each with a fingerprint of what makes it behave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,9 +46,10 @@ pub struct Changes {
 }
 
 impl Inventory {
-    /// The inventory of `project`; `settings` is its `tern.yaml` as read. A component that
+    /// The inventory of `project`, as read (before command-line overrides). A component that
     /// cannot be read gets an empty hash (the load reports why).
-    pub fn of(project: &Project, settings: &Settings) -> Self {
+    pub fn of(project: &Project) -> Self {
+        let settings = &project.settings;
         let mut inventory = Inventory { settings: format!("{settings:?}"), ..Self::default() };
         for f in &project.functions {
             let mut hash = Sha256::new();

@@ -16,7 +16,7 @@ const ECHO: &str = "trigger: { type: https, method: POST, paths: [/echo] }\nsour
 
 /// Runs `tern ARGS` with `key` as the admin key: exit code, stdout, stderr.
 fn tern_with_key(args: &[&str], key: &str) -> (i32, String, String) {
-    super::run_tern(Path::new("."), args, &[("TERN_ADMIN_KEY", key)])
+    crate::harness::tern_cli_with(Path::new("."), args, &[("TERN_ADMIN_KEY", key)])
 }
 
 fn project(with_echo: bool) -> TestProject {

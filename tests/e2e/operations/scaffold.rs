@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use crate::harness::{Serve, client, repo};
 
 fn tern(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    super::run_tern(cwd, args, &[])
+    crate::harness::tern_cli(cwd, args)
 }
 
 async fn get(url: String) -> (u16, String) {
