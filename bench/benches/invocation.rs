@@ -38,7 +38,8 @@ fn invocation(c: &mut Criterion) {
     let runtime = FunctionRuntime::new(16, 64 << 20, None).expect("engine");
     let function = hello(&runtime);
     let rules = Arc::new(ChannelRules::new(Vec::new()));
-    let pubsub = Arc::new(Pubsub::new(Broker::new(16), rules, &Settings::default()));
+    let tokens = tern::auth::TokenAuthority::none();
+    let pubsub = Arc::new(Pubsub::new(Broker::new(16), rules, &Settings::default(), tokens));
     let input = request();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let call = || {

@@ -25,6 +25,7 @@
 
 pub mod http;
 pub mod pubsub;
+pub mod realtime;
 
 include!(concat!(env!("OUT_DIR"), "/export_macros.rs"));
 

@@ -1,16 +1,35 @@
 //! The tutorial's `getWebSocketURL`: `GET /api/ws?room=R` opens channel
 //! `chat/rooms/<sha256(R) in lowercase hex>` and answers its WebSocket URL as text.
+//!
+//! With `&protocol=realtime` it answers a URL of the realtime-pubsub endpoint instead,
+//! whose token (valid one hour) may subscribe and publish to that room and send to the
+//! backend (the inbound topic, `secure/inbound`).
 
 use sha2::{Digest, Sha256};
 use tern_sdk::{
     http::{Error, Request, Response},
     pubsub::Channel,
+    realtime::Access,
 };
+
+/// Where realtime clients' messages to the backend go (tern's default inbound topic).
+const INBOUND: &str = "secure/inbound";
 
 fn get_websocket_url(req: Request) -> Result<Response, Error> {
     let room = req.query("room").ok_or_else(|| Error::bad_request("room parameter required"))?;
     let channel = Channel::open(&format!("chat/rooms/{}", hex_sha256(&room)))?;
-    Ok(Response::text(channel.websocket_url()?))
+    match req.query("protocol").as_deref() {
+        None | Some("raw") => Ok(Response::text(channel.websocket_url()?)),
+        Some("realtime") => {
+            let name = channel.name();
+            let access = Access::new().subscribe(&name).publish(&name).publish(INBOUND);
+            let url = access.url(3600).map_err(|e| Error::internal(&e))?;
+            Ok(Response::text(url))
+        }
+        Some(other) => {
+            Err(Error::bad_request(&format!("unknown protocol `{other}`: use raw or realtime")))
+        }
+    }
 }
 
 fn hex_sha256(text: &str) -> String {

@@ -2,7 +2,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -93,6 +93,21 @@ impl Origin {
     }
 }
 
+/// What the realtime protocol adds to a message: its type, the publisher's id for it and
+/// the connection that sent it. Empty for raw-bridge frames and function publishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// The publisher's message type (`text-message`, `presence`, `response`...).
+    pub message_type: Option<Arc<str>>,
+    /// The publisher's id for the message (what acks and replies refer to).
+    pub client_id: Option<Arc<str>>,
+    /// The realtime connection that sent it: replies go to `priv/<connection>`.
+    pub connection: Option<Arc<str>>,
+    /// Whether the (text) payload is a JSON document other than a string, so realtime
+    /// clients get it as JSON rather than as a string.
+    pub json: bool,
+}
+
 /// A published message, shared (behind an `Arc`) by every subscriber it is delivered to.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -106,6 +121,11 @@ pub struct Message {
     pub published_at_ms: u64,
     /// Who published it.
     pub origin: Origin,
+    /// Its realtime-protocol details.
+    pub envelope: Envelope,
+    /// Its realtime frame, encoded once by the first subscriber that needs it and shared by
+    /// the rest (the bytes are the same for every realtime subscriber).
+    pub(crate) realtime_frame: OnceLock<tokio_tungstenite::tungstenite::Utf8Bytes>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -122,6 +142,14 @@ impl Message {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             published_at_ms,
             origin,
+            envelope: Envelope::default(),
+            realtime_frame: OnceLock::new(),
         }
+    }
+
+    /// The message with `envelope`'s realtime details.
+    pub fn with_envelope(mut self, envelope: Envelope) -> Self {
+        self.envelope = envelope;
+        self
     }
 }

@@ -4,6 +4,7 @@
 //! a subscriber whose queue is full is a slow consumer, and is dropped (its owner is told
 //! through [`Subscription::kicked`]) rather than slowing the publisher or anyone else.
 
+mod inbox;
 mod message;
 
 use std::{
@@ -19,7 +20,8 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
-pub use message::{Message, Origin, Payload, SubscriberId};
+pub use inbox::{Attachment, Inbox};
+pub use message::{Envelope, Message, Origin, Payload, SubscriberId};
 
 use crate::channel_name::ChannelName;
 
@@ -30,6 +32,9 @@ pub enum SubscriberKind {
     WebSocket,
     /// A pub/sub-triggered function's delivery queue.
     Function,
+    /// A realtime connection on its own `priv/<id>` channel: no config governs it, so a
+    /// reload never retires it.
+    Private,
 }
 
 struct Subscriber {
@@ -113,6 +118,27 @@ impl Broker {
             Subscriber { id, kind, tx, kicked: kicked.clone(), retired: retired.clone() };
         self.write().entry(channel.clone()).or_default().push(subscriber);
         Subscription { id, channel, rx, kicked, retired, broker: self.clone() }
+    }
+
+    /// A queue for one connection on many channels: see [`Inbox::attach`].
+    pub fn inbox(self: &Arc<Self>) -> Inbox {
+        let id = SubscriberId(self.next_subscriber.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        Inbox::new(id, tx, rx, self.clone())
+    }
+
+    /// Adds `channel` to what the queue `tx` of subscriber `id` receives.
+    fn add(
+        &self,
+        channel: ChannelName,
+        kind: SubscriberKind,
+        id: SubscriberId,
+        tx: mpsc::Sender<Arc<Message>>,
+        kicked: CancellationToken,
+    ) {
+        let retired = CancellationToken::new();
+        let subscriber = Subscriber { id, kind, tx, kicked, retired };
+        self.write().entry(channel).or_default().push(subscriber);
     }
 
     /// Replaces every listener at once: from now on messages are offered to `listeners`.

@@ -97,7 +97,12 @@ pub async fn serve(
                 path = %path.display(),
                 "serving the deployed version, not the project directory's files (tern rollback or deploy to change it)"
             );
-            (path, Settings::of_project(&dir).ok())
+            // The secret file is the host's, named relative to DIR, not to the version.
+            let host = Settings::of_project(&dir).ok().map(|mut settings| {
+                settings.auth.secret_file = settings.auth.secret_file.map(|f| dir.join(f));
+                settings
+            });
+            (path, host)
         }
         _ => (dir.clone(), None),
     };

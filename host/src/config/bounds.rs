@@ -128,6 +128,12 @@ pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagn
         Bounded::count(&["pubsub", "max_hops"], pubsub.max_hops, 1, 64),
         Bounded::count(&["admin", "keep_deployments"], settings.admin.keep_deployments, 1, 1000),
         Bounded::bytes(&["admin", "max_deploy_size"], settings.admin.max_deploy_size, KIB, 4 * GIB),
+        Bounded::count(
+            &["realtime", "max_topics_per_connection"],
+            settings.realtime.max_topics_per_connection,
+            1,
+            100_000,
+        ),
     ];
     let mut problems: Vec<Diagnostic> = values
         .iter()
@@ -140,11 +146,26 @@ pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagn
     problems
 }
 
-/// The problem of `public_url`, if any.
-fn check_names(settings: &Settings, file: &Path, text: &str) -> Option<Diagnostic> {
-    let url = settings.public_url.as_ref()?;
-    let msg = check_public_url(url).err()?;
-    Some(Diagnostic::field(file, yaml::locate(text, &["public_url"]), "public_url", msg))
+/// The problems of `public_url` and `realtime.inbound_topic`.
+fn check_names(settings: &Settings, file: &Path, text: &str) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    if let Some(msg) = settings.public_url.as_ref().and_then(|url| check_public_url(url).err()) {
+        let at = yaml::locate(text, &["public_url"]);
+        problems.push(Diagnostic::field(file, at, "public_url", msg));
+    }
+    let topic = &settings.realtime.inbound_topic;
+    let msg = match crate::channel_name::ChannelName::parse(topic) {
+        Err(e) => Some(e.to_string()),
+        Ok(name) if name.segments().next() == Some(super::messaging::PRIVATE_SEGMENT) => {
+            Some(format!("`{topic}` is a connection's private channel"))
+        }
+        Ok(_) => None,
+    };
+    if let Some(msg) = msg {
+        let at = yaml::locate(text, &["realtime", "inbound_topic"]);
+        problems.push(Diagnostic::field(file, at, "realtime.inbound_topic", msg));
+    }
+    problems
 }
 
 /// Checks that `url` is an `http://` or `https://` origin, with no path, user or query.

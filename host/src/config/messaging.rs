@@ -49,7 +49,27 @@ struct BridgesFile {
 struct WebSocketBridgeFile {
     #[serde(default)]
     enable: bool,
+    #[serde(default)]
+    anonymous: Anonymous,
 }
+
+/// What a client without a token may do on a config's channels through the endpoints that
+/// check tokens (the realtime endpoint); the raw bridge stays open where it is enabled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Anonymous {
+    /// Nothing: a token is needed.
+    #[default]
+    None,
+    /// Subscribe only.
+    Subscribe,
+    /// Subscribe and publish.
+    Publish,
+}
+
+/// The first segment of the channels that belong to one connection (`priv/<connection id>`):
+/// no messaging config may claim them.
+pub const PRIVATE_SEGMENT: &str = "priv";
 
 /// Which channel names a messaging config covers.
 #[derive(Debug, Clone)]
@@ -92,6 +112,8 @@ pub struct MessagingSpec {
     pub pattern: String,
     /// Whether `/ws/channel/<name>` serves its channels.
     pub websocket: bool,
+    /// What clients without a token may do on its channels (realtime endpoint).
+    pub anonymous: Anonymous,
 }
 
 /// Reads one messaging file; `text` is its contents.
@@ -116,6 +138,11 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
         }
     } else {
         match ChannelName::parse(pattern) {
+            Ok(prefix) if prefix.segments().next() == Some(PRIVATE_SEGMENT) => {
+                return Err(problem(format!(
+                    "`{pattern}` is reserved: `{PRIVATE_SEGMENT}/...` channels belong to one realtime connection each"
+                )));
+            }
             Ok(prefix) => ChannelMatcher::Prefix(prefix.segments().map(String::from).collect()),
             Err(e) => return Err(problem(format!("{e} (a prefix is a channel name)"))),
         }
@@ -127,6 +154,7 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
         matcher,
         pattern: pattern.to_string(),
         websocket: raw.bridges.websocket.enable,
+        anonymous: raw.bridges.websocket.anonymous,
     })
 }
 
@@ -213,6 +241,9 @@ impl ChannelRules {
     /// prefix beats a shorter one), the first in file-name order on a tie; None if none
     /// matches, and then the name cannot be used.
     pub fn resolve(&self, name: &ChannelName) -> Option<&MessagingSpec> {
+        if name.segments().next() == Some(PRIVATE_SEGMENT) {
+            return None; // a regex like `.*` must not open one connection's channels
+        }
         let mut best: Option<(usize, &MessagingSpec)> = None;
         for spec in &self.specs {
             if let Some(score) = spec.matcher.specificity(name)
@@ -247,5 +278,24 @@ mod rules_tests {
         assert_eq!(resolve("chat/rooms/x").as_deref(), Some("b"));
         assert_eq!(resolve("chat/lobby").as_deref(), Some("a"));
         assert_eq!(resolve("news"), None);
+    }
+
+    #[test]
+    fn private_channels_belong_to_no_config() {
+        let all =
+            parse(Path::new("m/all.yaml"), "channel: { match: '.*', regex: true }\n").unwrap();
+        let rules = ChannelRules::new(vec![all]);
+        assert!(rules.resolve(&ChannelName::parse("priv/abc").unwrap()).is_none());
+        assert!(rules.resolve(&ChannelName::parse("private").unwrap()).is_some());
+        let errs = parse(Path::new("m/p.yaml"), "channel: { match: priv }\n").unwrap_err();
+        assert!(errs[0].message.contains("reserved"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn anonymous_access_is_read_and_defaults_to_none() {
+        let text = "channel: { match: c }\nbridges: { websocket: { enable: true, anonymous: subscribe } }\n";
+        assert_eq!(parse(Path::new("m/a.yaml"), text).unwrap().anonymous, Anonymous::Subscribe);
+        let text = "channel: { match: c }\nbridges: { websocket: { enable: true } }\n";
+        assert_eq!(parse(Path::new("m/a.yaml"), text).unwrap().anonymous, Anonymous::None);
     }
 }

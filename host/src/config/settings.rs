@@ -33,6 +33,36 @@ pub struct Settings {
     pub pubsub: PubsubSettings,
     /// The admin listener: metrics, health, reload, deploy.
     pub admin: AdminSettings,
+    /// The realtime-pubsub endpoint (`/realtime`).
+    pub realtime: RealtimeSettings,
+    /// Where the secret that signs and checks access tokens comes from.
+    pub auth: AuthSettings,
+}
+
+/// The realtime-pubsub endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeSettings {
+    /// The channel that messages to the backend (`type: message`) and presence go to.
+    /// Default `secure/inbound`.
+    pub inbound_topic: String,
+    /// Most topics one connection may be subscribed to. Default 128.
+    pub max_topics_per_connection: usize,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        Self { inbound_topic: "secure/inbound".into(), max_topics_per_connection: 128 }
+    }
+}
+
+/// The token secret (HS256): `TERN_AUTH_SECRET` wins over `secret_file`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// File holding the secret, relative to the project directory. Default: none (only
+    /// `TERN_AUTH_SECRET`; without either, tokens are refused and none can be minted).
+    pub secret_file: Option<PathBuf>,
 }
 
 /// The admin listener, apart from the public port.
@@ -158,6 +188,8 @@ impl Default for Settings {
             websocket: WebSocketSettings::default(),
             pubsub: PubsubSettings::default(),
             admin: AdminSettings::default(),
+            realtime: RealtimeSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }

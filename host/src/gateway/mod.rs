@@ -1,17 +1,20 @@
-//! The WebSocket bridge: `GET /ws/channel/<name>` joins channel `<name>`.
+//! The WebSocket doors: the raw bridge, `GET /ws/channel/<name>`, which joins channel
+//! `<name>`, and the realtime-pubsub endpoint, `GET /realtime` (see [`realtime`]).
 //!
 //! Checks happen before the upgrade, as plain HTTP answers: 400 for an invalid name, 404 when
 //! no messaging config matches it, 403 when that config does not enable the bridge, 426 for
-//! a request that is not a WebSocket handshake. The session itself is in [`session`].
+//! a request that is not a WebSocket handshake. The raw session itself is in [`session`].
 
 pub mod close_code;
 pub mod origin;
 pub mod rate_limit;
+pub mod realtime;
 pub mod session;
+pub mod socket;
 
 use std::{net::IpAddr, sync::Arc};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header, uri::Authority};
 use hyper::body::Incoming;
@@ -25,10 +28,15 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 use crate::{
+    auth::TokenAuthority,
     broker::{Broker, SubscriberKind},
     channel_name::ChannelName,
-    config::{Settings, messaging::ChannelRules, settings::WebSocketSettings},
-    ip_slots::IpSlots,
+    config::{
+        Settings,
+        messaging::ChannelRules,
+        settings::{RealtimeSettings, WebSocketSettings},
+    },
+    ip_slots::{IpSlot, IpSlots},
     metrics::{Metrics, ProtocolLabel},
     reply::{Body, error},
     runtime::pubsub_host::websocket_origin_of,
@@ -55,11 +63,22 @@ pub struct Gateway {
     public_origin: Option<Arc<str>>,
     /// The serving generation's channel rules, swapped by a reload before it closes the
     /// sessions of removed channels.
-    rules: arc_swap::ArcSwap<ChannelRules>,
-    /// Clients connected now.
-    connected: Gauge,
-    /// Clients accepted since start.
-    accepted: Counter,
+    rules: Arc<arc_swap::ArcSwap<ChannelRules>>,
+    /// Checks the realtime endpoint's access tokens.
+    tokens: Arc<TokenAuthority>,
+    /// The realtime endpoint's settings.
+    realtime: RealtimeSettings,
+    /// Raw clients connected now, accepted since start.
+    raw_count: (Gauge, Counter),
+    /// Realtime clients connected now, accepted since start.
+    realtime_count: (Gauge, Counter),
+}
+
+/// What a client admitted to upgrade holds: its `Sec-WebSocket-Accept` and its places in
+/// the connection limits (released when the session ends).
+struct Admitted {
+    accept: String,
+    slots: (OwnedSemaphorePermit, IpSlot),
 }
 
 impl Gateway {
@@ -70,9 +89,16 @@ impl Gateway {
         settings: &Settings,
         shutdown: CancellationToken,
         metrics: &Metrics,
+        tokens: Arc<TokenAuthority>,
     ) -> Self {
         let ws = settings.websocket.clone();
-        let raw = ProtocolLabel { protocol: "raw" };
+        let count = |protocol| {
+            let label = ProtocolLabel { protocol };
+            (
+                metrics.websocket_connections.get_or_create_owned(&label),
+                metrics.websocket_accepted.get_or_create_owned(&label),
+            )
+        };
         Self {
             broker,
             slots: Arc::new(Semaphore::new(ws.max_connections)),
@@ -81,9 +107,11 @@ impl Gateway {
             shutdown,
             sessions: TaskTracker::new(),
             public_origin: settings.public_url.as_deref().map(websocket_origin_of),
-            rules: arc_swap::ArcSwap::new(rules),
-            connected: metrics.websocket_connections.get_or_create_owned(&raw),
-            accepted: metrics.websocket_accepted.get_or_create_owned(&raw),
+            rules: Arc::new(arc_swap::ArcSwap::new(rules)),
+            tokens,
+            realtime: settings.realtime.clone(),
+            raw_count: count("raw"),
+            realtime_count: count("realtime"),
         }
     }
 
@@ -116,34 +144,9 @@ impl Gateway {
             );
             return error(StatusCode::FORBIDDEN, &msg);
         }
-        if req.method() != Method::GET {
-            let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket handshake is a GET");
-            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
-            return resp;
-        }
-        let accept = match handshake_accept(&req) {
-            Ok(accept) => accept,
+        let Admitted { accept, slots } = match self.admit(&req, host, peer) {
+            Ok(admitted) => admitted,
             Err(resp) => return *resp,
-        };
-        let public_origin = self.public_origin.as_deref();
-        if let Err(why) =
-            origin::allowed(req.headers(), host, &self.settings.allowed_origins, public_origin)
-        {
-            return error(StatusCode::FORBIDDEN, &why);
-        }
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            let msg = format!(
-                "too many WebSocket clients (websocket.max_connections = {})",
-                self.settings.max_connections
-            );
-            return error(StatusCode::SERVICE_UNAVAILABLE, &msg);
-        };
-        let Some(ip_slot) = self.per_ip.try_acquire(peer) else {
-            let msg = format!(
-                "too many WebSocket clients from your address (websocket.max_connections_per_ip = {})",
-                self.per_ip.max()
-            );
-            return error(StatusCode::SERVICE_UNAVAILABLE, &msg);
         };
         // Subscribe before answering 101, so nothing published after the client sees the
         // handshake complete can be missed.
@@ -159,38 +162,83 @@ impl Gateway {
         let broker = self.broker.clone();
         let settings = self.settings.clone();
         let shutdown = self.shutdown.clone();
-        let connected = self.connected.clone();
-        self.accepted.inc();
+        let connected = self.raw_count.0.clone();
+        self.raw_count.1.inc();
         self.sessions.spawn(async move {
-            let upgraded = match hyper::upgrade::on(req).await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(error = %e, "WebSocket upgrade failed");
-                    return;
-                }
-            };
-            let config = session::websocket_config(&settings);
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
-            .await;
+            let Some(ws) = upgrade(req, &settings).await else { return };
             connected.inc();
             session::run(ws, subscription, broker, &settings, shutdown).await;
             connected.dec();
-            drop((slot, ip_slot));
+            drop(slots);
         });
-        let mut resp = Response::new(Body::default());
-        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = resp.headers_mut();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        if let Ok(v) = HeaderValue::from_str(&accept) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-        }
-        resp
+        switching_protocols(&accept)
     }
+
+    /// Checks that `req` is a WebSocket handshake this host accepts now (method, version,
+    /// origin, connection limits), or answers why not.
+    fn admit(
+        &self,
+        req: &Request<Incoming>,
+        host: Option<&Authority>,
+        peer: IpAddr,
+    ) -> Result<Admitted, Box<Response<Body>>> {
+        if req.method() != Method::GET {
+            let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket handshake is a GET");
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return Err(Box::new(resp));
+        }
+        let accept = handshake_accept(req)?;
+        let public_origin = self.public_origin.as_deref();
+        if let Err(why) =
+            origin::allowed(req.headers(), host, &self.settings.allowed_origins, public_origin)
+        {
+            return Err(Box::new(error(StatusCode::FORBIDDEN, &why)));
+        }
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            let msg = format!(
+                "too many WebSocket clients (websocket.max_connections = {})",
+                self.settings.max_connections
+            );
+            return Err(Box::new(error(StatusCode::SERVICE_UNAVAILABLE, &msg)));
+        };
+        let Some(ip_slot) = self.per_ip.try_acquire(peer) else {
+            let msg = format!(
+                "too many WebSocket clients from your address (websocket.max_connections_per_ip = {})",
+                self.per_ip.max()
+            );
+            return Err(Box::new(error(StatusCode::SERVICE_UNAVAILABLE, &msg)));
+        };
+        Ok(Admitted { accept, slots: (slot, ip_slot) })
+    }
+}
+
+/// Completes the upgrade of `req` into a WebSocket, or None when the client went away.
+async fn upgrade(
+    req: Request<Incoming>,
+    settings: &WebSocketSettings,
+) -> Option<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>> {
+    let upgraded = match hyper::upgrade::on(req).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(error = %e, "WebSocket upgrade failed");
+            return None;
+        }
+    };
+    let config = socket::websocket_config(settings);
+    Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await)
+}
+
+/// The 101 answer completing a handshake.
+fn switching_protocols(accept: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::default());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = resp.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
 }
 
 /// Checks that `req` is a WebSocket handshake and returns its `Sec-WebSocket-Accept`.

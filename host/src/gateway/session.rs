@@ -1,7 +1,7 @@
 //! One WebSocket client of the bridge: one task, one `select!` loop over the socket, the
 //! client's queue of messages, the ping timer and shutdown.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
@@ -10,35 +10,21 @@ use tokio::{
 };
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{
-        self, Message as Frame, Utf8Bytes,
-        error::{CapacityError, ProtocolError},
-        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
-    },
+    tungstenite::{Message as Frame, Utf8Bytes},
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{close_code, rate_limit::TokenBucket};
+use super::{
+    close_code,
+    socket::{self, FrameLimits, close_for, data_size},
+};
 use crate::{
     broker::{Broker, Message, Origin, Payload, Subscription},
     config::settings::WebSocketSettings,
 };
 
 /// Most queued messages written before one flush: bounds the write buffer of a burst.
-const MAX_BATCH: usize = 256;
-/// How long tern waits to deliver its own close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The tungstenite settings for a bridge connection.
-pub fn websocket_config(settings: &WebSocketSettings) -> WebSocketConfig {
-    let max = usize::try_from(settings.max_message.0).unwrap_or(usize::MAX);
-    WebSocketConfig::default()
-        // Small read buffer: most clients are idle most of the time (memory per connection).
-        .read_buffer_size(4096)
-        .write_buffer_size(16 * 1024)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-}
+pub(super) const MAX_BATCH: usize = 256;
 
 /// Runs the session until the client leaves, breaks a rule, or the host shuts down.
 pub async fn run<S>(
@@ -59,12 +45,7 @@ pub async fn run<S>(
     let channel = subscription.channel.clone();
     let kicked = subscription.kick_signal();
     let retired = subscription.retire_signal();
-    let now = std::time::Instant::now();
-    let mut messages = TokenBucket::new(settings.max_messages_per_second, now);
-    // One message of the largest size always fits in a burst.
-    let byte_rate = settings.max_bytes_per_second.0 as f64;
-    let mut bytes =
-        TokenBucket::with_burst(byte_rate, byte_rate.max(settings.max_message.0 as f64), now);
+    let mut limits = FrameLimits::new(settings);
     let close = loop {
         tokio::select! {
             biased;
@@ -77,19 +58,9 @@ pub async fn run<S>(
             }
             frame = stream.next() => {
                 last_heard = Instant::now();
-                let size = match &frame {
-                    Some(Ok(Frame::Text(t))) => Some(t.len()),
-                    Some(Ok(Frame::Binary(b))) => Some(b.len()),
-                    _ => None,
-                };
-                if let Some(size) = size {
-                    let now = std::time::Instant::now();
-                    if !messages.take(now) {
-                        break Some((close_code::POLICY_VIOLATION, "rate limit exceeded: too many messages"));
-                    }
-                    if !bytes.take_n(size as f64, now) {
-                        break Some((close_code::POLICY_VIOLATION, "rate limit exceeded: too many bytes"));
-                    }
+                let size = frame.as_ref().and_then(|f| f.as_ref().ok()).and_then(data_size);
+                if let Some(Err(closing)) = size.map(|size| limits.take(size)) {
+                    break Some(closing);
                 }
                 match frame {
                     None => break None,
@@ -142,13 +113,7 @@ pub async fn run<S>(
     };
     if let Some((code, reason)) = close {
         tracing::debug!(channel = %channel, code = u16::from(code), reason, "closing WebSocket");
-        let frame = CloseFrame { code, reason: reason.into() };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Frame::Close(Some(frame)))).await;
-        // Give the client a moment to answer the close, as the protocol expects.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            while let Some(Ok(_)) = stream.next().await {}
-        })
-        .await;
+        socket::close(&mut sink, &mut stream, (code, reason)).await;
     }
 }
 
@@ -163,21 +128,5 @@ fn to_frame(message: &Message) -> Frame {
         }
     } else {
         Frame::Binary(bytes)
-    }
-}
-
-/// The close code for a read error, or None when the connection is simply gone.
-fn close_for(e: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
-    match e {
-        tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }) => {
-            Some((close_code::MESSAGE_TOO_BIG, "message too big"))
-        }
-        tungstenite::Error::Capacity(_) => Some((close_code::MESSAGE_TOO_BIG, "too big")),
-        tungstenite::Error::Utf8(_) => {
-            Some((close_code::INVALID_PAYLOAD, "text frame is not valid UTF-8"))
-        }
-        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        tungstenite::Error::Protocol(_) => Some((close_code::PROTOCOL_ERROR, "protocol error")),
-        _ => None,
     }
 }

@@ -22,9 +22,10 @@ pub mod message {
         exports: { default: async },
         with: {
             "tern:function/pubsub": super::http::tern::function::pubsub,
+            "tern:function/realtime": super::http::tern::function::realtime,
             "tern:function/types": super::http::tern::function::types,
         },
     });
 }
 
-pub use http::tern::function::{pubsub, types};
+pub use http::tern::function::{pubsub, realtime, types};

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod entry;
 pub mod guest_output;
 pub mod pubsub_host;
+pub mod realtime_host;
 pub mod state;
 
 use std::{sync::Arc, time::Duration};

@@ -11,7 +11,8 @@ use super::{
     state::InvocationState,
 };
 use crate::{
-    broker::{Broker, Message, Origin, Payload, SubscriberKind},
+    auth::TokenAuthority,
+    broker::{Broker, Envelope, Message, Origin, Payload, SubscriberKind},
     channel_name::ChannelName,
     config::{Settings, messaging::ChannelRules},
 };
@@ -28,17 +29,25 @@ pub struct Pubsub {
     max_publishes: u32,
     /// `ws://host` from `public_url`, for WebSocket URLs built outside an HTTP request.
     pub(crate) public_origin: Option<Arc<str>>,
+    /// Mints the realtime endpoint's access tokens.
+    pub(crate) tokens: Arc<TokenAuthority>,
 }
 
 impl Pubsub {
     /// What functions reach of `broker`'s channels under `rules`, within `settings`' limits.
-    pub fn new(broker: Arc<Broker>, rules: Arc<ChannelRules>, settings: &Settings) -> Self {
+    pub fn new(
+        broker: Arc<Broker>,
+        rules: Arc<ChannelRules>,
+        settings: &Settings,
+        tokens: Arc<TokenAuthority>,
+    ) -> Self {
         Self {
             broker,
             rules,
             max_message: usize::try_from(settings.websocket.max_message.0).unwrap_or(usize::MAX),
             max_publishes: settings.pubsub.max_publishes_per_invocation,
             public_origin: settings.public_url.as_deref().map(websocket_origin_of),
+            tokens,
         }
     }
 }
@@ -54,11 +63,13 @@ pub fn websocket_origin_of(public_url: &str) -> Arc<str> {
 
 /// One invocation's view of pub/sub.
 pub struct PubsubContext {
-    shared: Arc<Pubsub>,
+    pub(super) shared: Arc<Pubsub>,
     /// `ws://host:port` (or `wss://...`) for WebSocket URLs; None gives a bare path.
-    origin: Option<Arc<str>>,
+    pub(super) origin: Option<Arc<str>>,
     /// The functions whose publishes led to this invocation, this one last.
     trail: Arc<[Arc<str>]>,
+    /// The realtime details of the message being handled (empty for HTTP requests).
+    pub(super) trigger: Envelope,
     published: u32,
     /// Channel handles the guest holds now.
     open_channels: usize,
@@ -72,10 +83,27 @@ impl PubsubContext {
     /// The context of one invocation; `trail` names the functions whose publishes led to
     /// it, ending with its own.
     pub fn new(shared: Arc<Pubsub>, origin: Option<Arc<str>>, trail: Arc<[Arc<str>]>) -> Self {
-        Self { shared, origin, trail, published: 0, open_channels: 0 }
+        let trigger = Envelope::default();
+        Self { shared, origin, trail, trigger, published: 0, open_channels: 0 }
+    }
+
+    /// The context of an invocation handling a message with `envelope`'s realtime details.
+    pub fn handling(mut self, envelope: Envelope) -> Self {
+        self.trigger = envelope;
+        self
     }
 
     fn publish(&mut self, handle: &ChannelHandle, payload: Payload) -> Result<(), Error> {
+        self.publish_to(handle.name.clone(), payload, Envelope::default())
+    }
+
+    /// Publishes within this invocation's limits (payload size, number of publishes).
+    pub(super) fn publish_to(
+        &mut self,
+        channel: ChannelName,
+        payload: Payload,
+        envelope: Envelope,
+    ) -> Result<(), Error> {
         if payload.len() > self.shared.max_message {
             return Err(Error::PayloadTooLarge(self.shared.max_message as u64));
         }
@@ -84,7 +112,8 @@ impl PubsubContext {
         }
         self.published += 1;
         let origin = Origin::Function { trail: self.trail.clone() };
-        self.shared.broker.publish(Message::new(handle.name.clone(), payload, origin));
+        let message = Message::new(channel, payload, origin).with_envelope(envelope);
+        self.shared.broker.publish(message);
         Ok(())
     }
 }

@@ -9,10 +9,11 @@ use serde::Serialize;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
-    generation::Generation,
+    generation::{Generation, HostParts},
     inventory::{Changes, Inventory},
 };
 use crate::{
+    auth::TokenAuthority,
     broker::{Broker, BrokerStats},
     config::{Diagnostic, Diagnostics, Project, Settings, bounds},
     gateway::Gateway,
@@ -32,6 +33,8 @@ pub struct App {
     pub(crate) gateway: Gateway,
     /// What is served now.
     current: ArcSwap<Generation>,
+    /// Checks and mints access tokens (the secret is fixed for the life of the process).
+    tokens: Arc<TokenAuthority>,
     /// Trigger dispatchers and the invocations they start, waited for on shutdown.
     pub(crate) trigger_tasks: TaskTracker,
     /// What the host counts.
@@ -86,9 +89,22 @@ impl App {
         )
         .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?
         .with_metrics(metrics.clone());
-        let generation = Generation::build(1, project, inventory, &runtime, &broker, &metrics)?;
+        let tokens = TokenAuthority::load(&settings.auth, &project.dir).map_err(|e| {
+            let at = project.dir.join("tern.yaml");
+            Diagnostics(vec![Diagnostic::file(&at, e)])
+        })?;
+        let host =
+            HostParts { runtime: &runtime, broker: &broker, metrics: &metrics, tokens: &tokens };
+        let generation = Generation::build(1, project, inventory, &host)?;
         let rules = generation.rules.clone();
-        let gateway = Gateway::new(broker.clone(), rules, &settings, shutdown.clone(), &metrics);
+        let gateway = Gateway::new(
+            broker.clone(),
+            rules,
+            &settings,
+            shutdown.clone(),
+            &metrics,
+            tokens.clone(),
+        );
         metrics.generation.set(1);
         Ok(App {
             settings,
@@ -96,6 +112,7 @@ impl App {
             broker,
             gateway,
             current: ArcSwap::from_pointee(generation),
+            tokens,
             trigger_tasks: TaskTracker::new(),
             metrics,
             shutdown,
@@ -204,14 +221,13 @@ impl App {
         // Host settings are fixed for the life of the process (the listeners and pools are
         // sized by them): the new functions run under the running ones.
         project.settings = self.settings.clone();
-        match Generation::build(
-            number,
-            &project,
-            inventory,
-            &self.runtime,
-            &self.broker,
-            &self.metrics,
-        ) {
+        let host = HostParts {
+            runtime: &self.runtime,
+            broker: &self.broker,
+            metrics: &self.metrics,
+            tokens: &self.tokens,
+        };
+        match Generation::build(number, &project, inventory, &host) {
             Ok(next) => problems.into_result(next),
             Err(more) => {
                 problems.0.extend(more.0);

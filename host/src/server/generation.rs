@@ -12,6 +12,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{inventory::Inventory, router::Router};
 use crate::{
+    auth::TokenAuthority,
     broker::{Broker, Listener},
     config::{
         Diagnostic, Diagnostics, FunctionSpec, MessagingSpec, Project, Settings, Trigger,
@@ -27,6 +28,18 @@ use crate::{
 
 /// A started trigger: its function's name, its queue, its counters.
 type StartedTrigger = (Arc<str>, Arc<FairQueue>, TriggerStats);
+
+/// The long-lived parts of the host a generation is built on.
+pub struct HostParts<'a> {
+    /// Compiles and runs functions.
+    pub runtime: &'a FunctionRuntime,
+    /// Where messages go.
+    pub broker: &'a Arc<Broker>,
+    /// What the host counts.
+    pub metrics: &'a Metrics,
+    /// Mints access tokens for functions.
+    pub tokens: &'a Arc<TokenAuthority>,
+}
 
 /// A project compiled and ready to serve.
 pub struct Generation {
@@ -56,13 +69,12 @@ impl Generation {
         number: u64,
         project: &Project,
         inventory: Inventory,
-        runtime: &FunctionRuntime,
-        broker: &Arc<Broker>,
-        metrics: &Metrics,
+        host: &HostParts<'_>,
     ) -> Result<Generation, Diagnostics> {
+        let HostParts { runtime, broker, metrics, tokens } = *host;
         let settings = &project.settings;
         let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
-        let pubsub = Arc::new(Pubsub::new(broker.clone(), rules.clone(), settings));
+        let pubsub = Arc::new(Pubsub::new(broker.clone(), rules.clone(), settings, tokens.clone()));
         let mut router = Router::default();
         let mut triggers = Vec::new();
         let mut problems = Diagnostics::default();

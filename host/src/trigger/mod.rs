@@ -204,7 +204,8 @@ async fn invoke(
     let mut trail: Vec<Arc<str>> = message.origin.trail().to_vec();
     trail.push(function.name.clone());
     let origin = pubsub.public_origin.clone();
-    let context = PubsubContext::new(pubsub, origin, trail.into());
+    let context =
+        PubsubContext::new(pubsub, origin, trail.into()).handling(message.envelope.clone());
     let input = types::Message {
         channel: message.channel.to_string(),
         data: message.payload.bytes().to_vec(),

@@ -1,0 +1,331 @@
+//! One realtime-pubsub connection: one task, one queue for all its topics, one `select!`
+//! loop over the socket, the queue, the ping timer and shutdown.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    net::IpAddr,
+    sync::Arc,
+};
+
+use arc_swap::ArcSwap;
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    time::{Instant, MissedTickBehavior},
+};
+use tokio_tungstenite::{WebSocketStream, tungstenite::Message as Frame};
+use tokio_util::sync::CancellationToken;
+
+use super::frames::{self, Command, Outgoing, Refusal};
+use crate::{
+    auth::{self, Action, Grant},
+    broker::{Attachment, Broker, Envelope, Inbox, Message, Origin, Payload, SubscriberKind},
+    channel_name::ChannelName,
+    config::{
+        messaging::{ChannelRules, PRIVATE_SEGMENT},
+        settings::{RealtimeSettings, WebSocketSettings},
+    },
+    gateway::{
+        close_code,
+        session::MAX_BATCH,
+        socket::{self, Closing, FrameLimits, close_for, data_size},
+    },
+};
+
+/// How many senders a connection remembers having heard from (whom it may reply to).
+const HEARD_FROM: usize = 1024;
+
+/// What a realtime session needs from the host.
+pub struct Context {
+    /// Where messages go.
+    pub broker: Arc<Broker>,
+    /// The serving generation's channel rules (a reload swaps them).
+    pub rules: Arc<ArcSwap<ChannelRules>>,
+    /// WebSocket limits.
+    pub websocket: WebSocketSettings,
+    /// The endpoint's settings.
+    pub realtime: RealtimeSettings,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Who is connected: its id, what its token grants, where it is.
+pub struct Peer {
+    /// The connection id (`priv/<id>` is its private topic).
+    pub id: Arc<str>,
+    /// What its token grants (empty when anonymous).
+    pub grant: Grant,
+    /// Its address.
+    pub address: IpAddr,
+}
+
+struct Session<'a> {
+    ctx: &'a Context,
+    peer: &'a Peer,
+    inbox: Inbox,
+    topics: HashMap<ChannelName, Attachment>,
+    /// Connections this one received a message from, oldest first: it may publish to their
+    /// private topics (that is how replies work).
+    heard: (HashSet<Arc<str>>, VecDeque<Arc<str>>),
+}
+
+/// Runs the session until the client leaves, breaks a rule, or the host shuts down.
+/// `inbox` is the connection's queue with its private topic already attached.
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    ctx: &Context,
+    peer: &Peer,
+    (inbox, _private): (Inbox, Option<Attachment>),
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    let mut session =
+        Session { ctx, peer, inbox, topics: HashMap::new(), heard: Default::default() };
+    let welcome = serde_json::json!({
+        "connection": {"id": &*peer.id, "appId": "tern", "remoteAddress": peer.address.to_string()},
+        "permissions": peer.grant.permissions_json(),
+        "user": peer.grant.user.as_deref(),
+    });
+    let settings = &ctx.websocket;
+    let write_timeout = settings.write_timeout.0;
+    let welcomed = tokio::time::timeout(
+        write_timeout,
+        sink.send(Frame::Text(frames::frame("main", "welcome", welcome).into())),
+    )
+    .await;
+    if !matches!(welcomed, Ok(Ok(()))) {
+        return;
+    }
+    session.presence("connected");
+    let ping_every = settings.ping_interval.0;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let kicked = session.inbox.kick_signal();
+    let mut limits = FrameLimits::new(settings);
+    let slow: Closing =
+        (close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time");
+    let close = loop {
+        tokio::select! {
+            biased;
+            () = ctx.shutdown.cancelled() => break Some((close_code::GOING_AWAY, "server shutting down")),
+            () = kicked.cancelled() => break Some(slow),
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                let frame = match frame {
+                    None => break None,
+                    Some(Err(e)) => break close_for(&e),
+                    Some(Ok(frame)) => frame,
+                };
+                if let Err(closing) = data_size(&frame).map_or(Ok(()), |size| limits.take(size)) {
+                    break Some(closing);
+                }
+                let answer = match frame {
+                    Frame::Text(text) => session.handle(text.as_str()),
+                    Frame::Binary(_) => Some(frames::refusal(&Refusal::bad_frame(
+                        "binary frames are not part of this protocol: send JSON text",
+                    ))),
+                    Frame::Close(_) => break None, // tungstenite answers the close
+                    _ => None, // ping (answered by tungstenite), pong, raw frame
+                };
+                if let Some(answer) = answer {
+                    let sent = tokio::time::timeout(write_timeout, sink.send(Frame::Text(answer.into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break None;
+                    }
+                }
+            }
+            message = session.inbox.recv() => {
+                let Some(message) = message else { break Some(slow) };
+                let write = async {
+                    sink.feed(session.deliver(&message)).await?;
+                    for _ in 1..MAX_BATCH {
+                        let Some(next) = session.inbox.try_recv() else { break };
+                        sink.feed(session.deliver(&next)).await?;
+                    }
+                    sink.flush().await
+                };
+                if !matches!(tokio::time::timeout(write_timeout, write).await, Ok(Ok(()))) {
+                    tracing::debug!(connection = %peer.id, "write failed or timed out: dropping the client");
+                    break None;
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 2 {
+                    break Some((close_code::POLICY_VIOLATION, "no answer to pings"));
+                }
+                let sent = tokio::time::timeout(write_timeout, sink.send(Frame::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break None;
+                }
+            }
+        }
+    };
+    session.topics.clear();
+    session.presence("disconnected");
+    if let Some(closing) = close {
+        tracing::debug!(connection = %peer.id, code = u16::from(closing.0), reason = closing.1, "closing realtime connection");
+        socket::close(&mut sink, &mut stream, closing).await;
+    }
+}
+
+/// `priv/<id>`.
+pub fn private_topic(id: &str) -> Option<ChannelName> {
+    ChannelName::parse(&format!("{PRIVATE_SEGMENT}/{id}")).ok()
+}
+
+impl Session<'_> {
+    /// Carries out one client frame; returns the frame to answer with, if any.
+    fn handle(&mut self, text: &str) -> Option<String> {
+        let answer = match frames::decode(text) {
+            Err(refusal) => Err(refusal),
+            Ok(Command::Subscribe(topic)) => self.subscribe(&topic),
+            Ok(Command::Unsubscribe(topic)) => self.unsubscribe(&topic),
+            Ok(Command::Publish(topic, out)) => self.publish(&topic, out),
+            Ok(Command::Send(out)) => {
+                let inbound = self.ctx.realtime.inbound_topic.clone();
+                self.publish(&inbound, out)
+                    .map_err(|r| Refusal { kind: Some("message".into()), ..r })
+            }
+        };
+        match answer {
+            Ok(frame) => frame,
+            Err(refusal) => Some(frames::refusal(&refusal)),
+        }
+    }
+
+    fn subscribe(&mut self, topic: &str) -> Result<Option<String>, Refusal> {
+        let confirm =
+            || frames::frame("priv/acks", "subscribed", serde_json::json!({ "topic": topic }));
+        let refuse = |code, message| topic_refusal("subscribe", topic, None, code, message);
+        let name = self.check(topic, Action::Subscribe).map_err(|(c, m)| refuse(c, m))?;
+        if is_private(&name) {
+            if private_topic(&self.peer.id).as_ref() == Some(&name) {
+                return Ok(Some(confirm())); // already its own
+            }
+            return Err(refuse(
+                "forbidden",
+                "a private topic belongs to its connection only".into(),
+            ));
+        }
+        if !self.topics.contains_key(&name) {
+            let max = self.ctx.realtime.max_topics_per_connection;
+            if self.topics.len() >= max {
+                let why = format!(
+                    "at most {max} topics per connection (realtime.max_topics_per_connection)"
+                );
+                return Err(refuse("too-many-topics", why));
+            }
+            let attachment = self.inbox.attach(name.clone(), SubscriberKind::WebSocket);
+            self.topics.insert(name, attachment);
+        }
+        Ok(Some(confirm()))
+    }
+
+    fn unsubscribe(&mut self, topic: &str) -> Result<Option<String>, Refusal> {
+        if let Ok(name) = ChannelName::parse(topic) {
+            self.topics.remove(&name);
+        }
+        Ok(Some(frames::frame("priv/acks", "unsubscribed", serde_json::json!({ "topic": topic }))))
+    }
+
+    fn publish(&mut self, topic: &str, out: Outgoing) -> Result<Option<String>, Refusal> {
+        let Outgoing { id, payload, mut envelope } = out;
+        let refuse = |code, message| topic_refusal("publish", topic, id.clone(), code, message);
+        let name = self.check(topic, Action::Publish).map_err(|(c, m)| refuse(c, m))?;
+        if is_private(&name) {
+            let to = name.as_str().split_once('/').map_or("", |(_, id)| id);
+            if !self.heard.0.contains(to) {
+                let why = format!(
+                    "you may publish to `{topic}` only after receiving a message from that connection"
+                );
+                return Err(refuse("forbidden", why));
+            }
+        }
+        envelope.connection = Some(self.peer.id.clone());
+        let message = Message::new(name, payload, Origin::Subscriber(self.inbox.id));
+        self.ctx.broker.publish(message.with_envelope(envelope));
+        Ok(id.map(|id| frames::frame("priv/acks", "ack", serde_json::json!({ "data": id }))))
+    }
+
+    /// The channel `topic` names if this connection may do `action` on it.
+    fn check(&self, topic: &str, action: Action) -> Result<ChannelName, (&'static str, String)> {
+        let name = ChannelName::parse(topic).map_err(|e| ("invalid-topic", e.to_string()))?;
+        if name.as_str() == "main" {
+            return Err(("invalid-topic", "`main` is reserved for the welcome frame".into()));
+        }
+        if is_private(&name) {
+            return Ok(name); // the callers apply the private topics' own rules
+        }
+        let rules = self.ctx.rules.load();
+        let spec = rules.resolve(&name).filter(|spec| spec.websocket).ok_or_else(|| {
+            (
+                "not-configured",
+                format!("no messaging config with the WebSocket bridge matches `{topic}`"),
+            )
+        })?;
+        if !auth::may(&self.peer.grant, spec, action, &name) {
+            let verb = if action == Action::Subscribe { "subscribe to" } else { "publish to" };
+            let why = format!(
+                "your token does not allow you to {verb} `{topic}` (messaging config `{}`)",
+                spec.name
+            );
+            return Err(("forbidden", why));
+        }
+        Ok(name)
+    }
+
+    /// The frame of `message`, remembering its sender as one this connection may reply to.
+    fn deliver(&mut self, message: &Message) -> Frame {
+        if let Some(from) = &message.envelope.connection
+            && !self.heard.0.contains(from)
+        {
+            if self.heard.1.len() >= HEARD_FROM
+                && let Some(oldest) = self.heard.1.pop_front()
+            {
+                self.heard.0.remove(&oldest);
+            }
+            self.heard.0.insert(from.clone());
+            self.heard.1.push_back(from.clone());
+        }
+        Frame::Text(frames::delivery(message))
+    }
+
+    /// Tells the inbound topic's subscribers that this connection came or went.
+    fn presence(&self, status: &str) {
+        let Ok(inbound) = ChannelName::parse(&self.ctx.realtime.inbound_topic) else { return };
+        let payload = serde_json::json!({
+            "connectionId": &*self.peer.id,
+            "status": status,
+            "permissions": self.peer.grant.permissions_json(),
+            "user": self.peer.grant.user.as_deref(),
+        });
+        let envelope = Envelope {
+            message_type: Some("presence".into()),
+            client_id: None,
+            connection: Some(self.peer.id.clone()),
+            json: true,
+        };
+        let message = Message::new(
+            inbound,
+            Payload::text(payload.to_string()),
+            Origin::Subscriber(self.inbox.id),
+        );
+        self.ctx.broker.publish(message.with_envelope(envelope));
+    }
+}
+
+fn is_private(name: &ChannelName) -> bool {
+    name.segments().next() == Some(PRIVATE_SEGMENT)
+}
+
+fn topic_refusal(
+    kind: &str,
+    topic: &str,
+    id: Option<String>,
+    code: &'static str,
+    message: String,
+) -> Refusal {
+    Refusal { id, kind: Some(kind.into()), topic: Some(topic.into()), code, message }
+}
