@@ -107,10 +107,16 @@ impl WatchSet {
     }
 }
 
-/// Watches `set` until `shutdown`, reloading `app` on changes. In `dev` mode what changed is
-/// printed on stdout.
-pub async fn run(app: Arc<App>, mut set: WatchSet, dev: bool, shutdown: CancellationToken) {
-    let (tx, mut rx) = mpsc::channel::<PathBuf>(1024);
+/// A started watcher and the paths it reports.
+pub struct Watching {
+    watcher: notify::RecommendedWatcher,
+    changed: mpsc::Receiver<PathBuf>,
+}
+
+/// Starts watching `set`'s files, or says why it cannot (then reload with SIGHUP). Done
+/// before the host says it is listening, so that no edit made after that line is missed.
+pub fn start(set: &WatchSet) -> Option<Watching> {
+    let (tx, changed) = mpsc::channel::<PathBuf>(1024);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Reading a file is an event too (opened, closed): a reload reads every YAML file
         // and component, and must not set off the next one.
@@ -128,7 +134,7 @@ pub async fn run(app: Arc<App>, mut set: WatchSet, dev: bool, shutdown: Cancella
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "cannot watch the project: reload with SIGHUP instead");
-            return;
+            return None;
         }
     };
     for (root, mode) in set.roots() {
@@ -136,6 +142,19 @@ pub async fn run(app: Arc<App>, mut set: WatchSet, dev: bool, shutdown: Cancella
             tracing::warn!(path = %root.display(), error = %e, "cannot watch");
         }
     }
+    Some(Watching { watcher, changed })
+}
+
+/// Reloads `app` on the changes `watching` reports in `set`, until `shutdown`. In `dev`
+/// mode what changed is printed on stdout.
+pub async fn run(
+    app: Arc<App>,
+    mut set: WatchSet,
+    watching: Watching,
+    dev: bool,
+    shutdown: CancellationToken,
+) {
+    let Watching { mut watcher, changed: mut rx } = watching;
     tracing::info!(project = %set.project.display(), "watching for changes");
     loop {
         let first = tokio::select! {

@@ -23,11 +23,11 @@ fn get_websocket_url(req: Request) -> Result<Response, Error> {
         Some("realtime") => {
             let name = channel.name();
             let access = Access::new().subscribe(&name).publish(&name).publish(INBOUND);
-            let url = access.url(3600).map_err(|e| Error::internal(&e))?;
+            let url = access.url(3600).map_err(Error::internal)?;
             Ok(Response::text(url))
         }
         Some(other) => {
-            Err(Error::bad_request(&format!("unknown protocol `{other}`: use raw or realtime")))
+            Err(Error::bad_request(format!("unknown protocol `{other}`: use raw or realtime")))
         }
     }
 }

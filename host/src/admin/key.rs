@@ -8,7 +8,7 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::settings::AdminSettings;
+use crate::config::{secret, settings::AdminSettings};
 
 /// The environment variable holding the key, on the host and for `tern deploy`.
 pub const KEY_VAR: &str = "TERN_ADMIN_KEY";
@@ -23,25 +23,9 @@ impl AdminKey {
     /// `project_dir`); None when neither is set. A key that is too short, or a key file that
     /// cannot be read, is an error naming where it came from.
     pub fn load(settings: &AdminSettings, project_dir: &Path) -> Result<Option<AdminKey>, String> {
-        let (key, from) = match std::env::var(KEY_VAR) {
-            Ok(key) => (key.trim().to_string(), KEY_VAR.to_string()),
-            Err(_) => match &settings.key_file {
-                Some(file) => {
-                    let path = project_dir.join(file);
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        format!("admin.key_file: cannot read {}: {e}", path.display())
-                    })?;
-                    (text.trim().to_string(), format!("admin.key_file ({})", path.display()))
-                }
-                None => return Ok(None),
-            },
-        };
-        if key.chars().count() < MIN_KEY_LEN {
-            return Err(format!(
-                "{from}: the admin key must be at least {MIN_KEY_LEN} characters long"
-            ));
-        }
-        Ok(Some(AdminKey(Sha256::digest(key.as_bytes()).into())))
+        let file = ("admin.key_file", settings.key_file.as_deref());
+        let key = secret::read(KEY_VAR, file, project_dir, MIN_KEY_LEN)?;
+        Ok(key.map(|key| AdminKey(Sha256::digest(key.value.as_bytes()).into())))
     }
 
     /// Whether `headers` carry this key as `Authorization: Bearer <key>`.

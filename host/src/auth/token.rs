@@ -11,11 +11,12 @@ use jsonwebtoken::{
 use serde::{Deserialize, Serialize};
 
 use super::{ChannelPattern, Grant};
-use crate::config::settings::AuthSettings;
+use crate::config::{secret, settings::AuthSettings};
 
 /// The environment variable holding the secret.
 pub const SECRET_VAR: &str = "TERN_AUTH_SECRET";
-/// The shortest secret accepted: HS256 wants at least as many bytes as its output.
+/// The shortest secret accepted, in characters: HS256 wants at least as many bytes as
+/// its output.
 const MIN_SECRET_LEN: usize = 32;
 /// Most patterns a token may list per action: each is checked on every subscribe or publish.
 const MAX_PATTERNS: usize = 256;
@@ -93,23 +94,11 @@ impl TokenAuthority {
     /// `project_dir`); no secret when neither is set. A short secret or an unreadable file
     /// is an error naming where it came from.
     pub fn load(settings: &AuthSettings, project_dir: &Path) -> Result<Arc<Self>, String> {
-        let (secret, from) = match std::env::var(SECRET_VAR) {
-            Ok(secret) => (secret.trim().to_owned(), SECRET_VAR.to_owned()),
-            Err(_) => match &settings.secret_file {
-                Some(file) => {
-                    let path = project_dir.join(file);
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        format!("auth.secret_file: cannot read {}: {e}", path.display())
-                    })?;
-                    (text.trim().to_owned(), format!("auth.secret_file ({})", path.display()))
-                }
-                None => return Ok(Self::none()),
-            },
-        };
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(format!("{from}: the secret must be at least {MIN_SECRET_LEN} bytes long"));
-        }
-        Ok(Self::with_secret(secret.as_bytes()))
+        let file = ("auth.secret_file", settings.secret_file.as_deref());
+        Ok(match secret::read(SECRET_VAR, file, project_dir, MIN_SECRET_LEN)? {
+            Some(secret) => Self::with_secret(secret.value.as_bytes()),
+            None => Self::none(),
+        })
     }
 
     /// Whether this host has a secret.

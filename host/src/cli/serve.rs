@@ -128,6 +128,11 @@ pub async fn serve(
     let generation = app.generation();
     tracing::info!(project = %served.display(), routes = generation.router.len(), "serving");
     drop(generation);
+    let dev = crates.is_some();
+    let watched = options.watch.then(|| {
+        let set = watch::WatchSet::new(&dir, &project, crates.unwrap_or_default());
+        watch::start(&set).map(|watching| (set, watching))
+    });
     // One line on stdout (two with an admin listener), so scripts and tests find the ports.
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{local}")?;
@@ -141,10 +146,8 @@ pub async fn serve(
     stdout.flush()?;
     app.start_triggers();
     tokio::spawn(reload_on_hangup(app.clone(), shutdown.clone()));
-    if options.watch {
-        let dev = crates.is_some();
-        let watched = watch::WatchSet::new(&dir, &project, crates.unwrap_or_default());
-        tokio::spawn(watch::run(app.clone(), watched, dev, shutdown.clone()));
+    if let Some(Some((set, watching))) = watched {
+        tokio::spawn(watch::run(app.clone(), set, watching, dev, shutdown.clone()));
     }
     let served = server::run(listener, app, shutdown).await;
     admin_stop.cancel();

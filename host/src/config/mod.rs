@@ -10,6 +10,7 @@ pub mod function;
 pub mod lint;
 pub mod manifest;
 pub mod messaging;
+pub mod secret;
 pub mod settings;
 pub mod units;
 pub mod yaml;

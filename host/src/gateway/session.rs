@@ -4,10 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    time::{Instant, MissedTickBehavior},
-};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message as Frame, Utf8Bytes},
@@ -16,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     close_code,
-    socket::{self, FrameLimits, close_for, data_size},
+    socket::{self, FrameLimits, Keepalive, close_for, data_size},
 };
 use crate::{
     broker::{Broker, Message, Origin, Payload, Subscription},
@@ -37,11 +34,8 @@ pub async fn run<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let ping_every = settings.ping_interval.0;
     let write_timeout = settings.write_timeout.0;
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+    let mut keepalive = Keepalive::new(settings.ping_interval.0);
     let channel = subscription.channel.clone();
     let kicked = subscription.kick_signal();
     let retired = subscription.retire_signal();
@@ -57,7 +51,7 @@ pub async fn run<S>(
                 break Some((close_code::CHANNEL_GONE, "channel no longer configured"));
             }
             frame = stream.next() => {
-                last_heard = Instant::now();
+                keepalive.heard();
                 let size = frame.as_ref().and_then(|f| f.as_ref().ok()).and_then(data_size);
                 if let Some(Err(closing)) = size.map(|size| limits.take(size)) {
                     break Some(closing);
@@ -100,12 +94,11 @@ pub async fn run<S>(
                     }
                 }
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 2 {
-                    break Some((close_code::POLICY_VIOLATION, "no answer to pings"));
+            due = keepalive.due() => {
+                if let Err(closing) = due {
+                    break Some(closing);
                 }
-                let sent = tokio::time::timeout(write_timeout, sink.send(Frame::Ping(Default::default()))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !socket::ping(&mut sink, write_timeout).await {
                     break None;
                 }
             }

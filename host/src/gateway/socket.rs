@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::time::{Interval, MissedTickBehavior};
+
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::{
     self, Message as Frame,
@@ -61,6 +63,45 @@ impl FrameLimits {
         }
         Ok(())
     }
+}
+
+/// The ping timer, and when the client was last heard from.
+pub struct Keepalive {
+    timer: Interval,
+    every: Duration,
+    last_heard: tokio::time::Instant,
+}
+
+impl Keepalive {
+    /// Pings every `every`; a client silent for two intervals is closed.
+    pub fn new(every: Duration) -> Self {
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self { timer, every, last_heard: tokio::time::Instant::now() }
+    }
+
+    /// Notes that the client sent something.
+    pub fn heard(&mut self) {
+        self.last_heard = tokio::time::Instant::now();
+    }
+
+    /// Waits until a ping is due, or says why the client must be closed.
+    pub async fn due(&mut self) -> Result<(), Closing> {
+        self.timer.tick().await;
+        if self.last_heard.elapsed() > self.every * 2 {
+            return Err((close_code::POLICY_VIOLATION, "no answer to pings"));
+        }
+        Ok(())
+    }
+}
+
+/// Sends a ping within `timeout`; false when the client cannot take it.
+pub async fn ping<W>(sink: &mut W, timeout: Duration) -> bool
+where
+    W: Sink<Frame, Error = tungstenite::Error> + Unpin,
+{
+    let sent = tokio::time::timeout(timeout, sink.send(Frame::Ping(Default::default()))).await;
+    matches!(sent, Ok(Ok(())))
 }
 
 /// The size of a data frame (None for control frames, which cost nothing).

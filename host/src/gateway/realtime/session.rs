@@ -9,10 +9,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use futures_util::{SinkExt, StreamExt};
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    time::{Instant, MissedTickBehavior},
-};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{WebSocketStream, tungstenite::Message as Frame};
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +25,7 @@ use crate::{
     gateway::{
         close_code,
         session::MAX_BATCH,
-        socket::{self, Closing, FrameLimits, close_for, data_size},
+        socket::{self, Closing, FrameLimits, Keepalive, close_for, data_size},
     },
 };
 
@@ -98,10 +95,7 @@ pub async fn run<S>(
         return;
     }
     session.presence("connected");
-    let ping_every = settings.ping_interval.0;
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+    let mut keepalive = Keepalive::new(settings.ping_interval.0);
     let kicked = session.inbox.kick_signal();
     let mut limits = FrameLimits::new(settings);
     let slow: Closing =
@@ -112,7 +106,7 @@ pub async fn run<S>(
             () = ctx.shutdown.cancelled() => break Some((close_code::GOING_AWAY, "server shutting down")),
             () = kicked.cancelled() => break Some(slow),
             frame = stream.next() => {
-                last_heard = Instant::now();
+                keepalive.heard();
                 let frame = match frame {
                     None => break None,
                     Some(Err(e)) => break close_for(&e),
@@ -151,12 +145,11 @@ pub async fn run<S>(
                     break None;
                 }
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 2 {
-                    break Some((close_code::POLICY_VIOLATION, "no answer to pings"));
+            due = keepalive.due() => {
+                if let Err(closing) = due {
+                    break Some(closing);
                 }
-                let sent = tokio::time::timeout(write_timeout, sink.send(Frame::Ping(Default::default()))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !socket::ping(&mut sink, write_timeout).await {
                     break None;
                 }
             }
