@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
+# The realtime endpoint's tokens need a secret: a fresh one per demo unless you set yours.
+export TERN_AUTH_SECRET="${TERN_AUTH_SECRET:-$(head -c 48 /dev/urandom | base64 | tr -d '\n')}"
+
 target/release/tern serve examples/hello --listen 127.0.0.1:8081 &
 hello=$!
 trap 'kill -TERM "$hello" 2>/dev/null || true; wait "$hello" 2>/dev/null || true' EXIT
@@ -17,5 +20,6 @@ cat >&2 <<'EOT'
     tools/node_modules/.bin/wscat -c "$URL"      # in two terminals: type in one, see it in the other
     curl -X POST --data 'hello, room' 'http://127.0.0.1:8080/api/notify?room=tau'
     curl 'http://127.0.0.1:8081/hello?name=tern'
+    node examples/realtime-node/chat.js tau       # the npm realtime-pubsub client, in the same room
 EOT
 target/release/tern serve examples/chat --listen 127.0.0.1:8080
