@@ -93,11 +93,18 @@ impl Grant {
 /// Whether a client holding `grant` (None: anonymous) may do `action` on `name`, which
 /// `spec` governs: the token covers it, or the config lets anybody do it.
 pub fn may(grant: &Grant, spec: &MessagingSpec, action: Action, name: &ChannelName) -> bool {
+    let level = spec.anonymous.unwrap_or(Anonymous::None);
     let anonymous = match action {
-        Action::Subscribe => spec.anonymous >= Anonymous::Subscribe,
-        Action::Publish => spec.anonymous >= Anonymous::Publish,
+        Action::Subscribe => level >= Anonymous::Subscribe,
+        Action::Publish => level >= Anonymous::Publish,
     };
     anonymous || grant.allows(action, name)
+}
+
+/// What a raw-bridge client (which carries no token) may do on `spec`'s channels: what
+/// `anonymous` says, or everything when it is not set (the bridge was open before tokens).
+pub fn raw_bridge_access(spec: &MessagingSpec) -> Anonymous {
+    spec.anonymous.unwrap_or(Anonymous::Publish)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub const SECRET_VAR: &str = "TERN_AUTH_SECRET";
 /// its output.
 const MIN_SECRET_LEN: usize = 32;
 /// Most patterns a token may list per action: each is checked on every subscribe or publish.
-const MAX_PATTERNS: usize = 256;
+pub const MAX_PATTERNS: usize = 256;
 /// Longest lifetime of a token a function mints.
 pub const MAX_MINTED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -115,6 +115,9 @@ impl TokenAuthority {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_nbf = true;
+        // tern has no audience of its own: a token from an identity provider naming one
+        // is judged on its signature, expiry and channel claims.
+        validation.validate_aud = false;
         // tern's clock decides: a token minted elsewhere with a skewed clock is the
         // minter's problem, and "expired" must mean expired.
         validation.leeway = 0;

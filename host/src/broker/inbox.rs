@@ -25,6 +25,7 @@ pub struct Inbox {
 pub struct Attachment {
     channel: ChannelName,
     id: SubscriberId,
+    retired: CancellationToken,
     broker: Arc<Broker>,
 }
 
@@ -41,8 +42,8 @@ impl Inbox {
     /// Starts receiving `channel`'s messages. Attach a channel once per inbox.
     pub fn attach(&self, channel: ChannelName, kind: SubscriberKind) -> Attachment {
         let (tx, kicked) = (self.tx.clone(), self.kicked.clone());
-        self.broker.add(channel.clone(), kind, self.id, tx, kicked);
-        Attachment { channel, id: self.id, broker: self.broker.clone() }
+        let retired = self.broker.add(channel.clone(), kind, self.id, tx, kicked);
+        Attachment { channel, id: self.id, retired, broker: self.broker.clone() }
     }
 
     /// The next message.
@@ -65,6 +66,11 @@ impl Attachment {
     /// The attached channel.
     pub fn channel(&self) -> &ChannelName {
         &self.channel
+    }
+
+    /// Whether a reload removed the channel's configuration (it receives nothing more).
+    pub fn is_retired(&self) -> bool {
+        self.retired.is_cancelled()
     }
 }
 

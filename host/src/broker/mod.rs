@@ -127,7 +127,8 @@ impl Broker {
         Inbox::new(id, tx, rx, self.clone())
     }
 
-    /// Adds `channel` to what the queue `tx` of subscriber `id` receives.
+    /// Adds `channel` to what the queue `tx` of subscriber `id` receives; returns the token
+    /// a reload cancels when it removes the channel's configuration.
     fn add(
         &self,
         channel: ChannelName,
@@ -135,10 +136,11 @@ impl Broker {
         id: SubscriberId,
         tx: mpsc::Sender<Arc<Message>>,
         kicked: CancellationToken,
-    ) {
+    ) -> CancellationToken {
         let retired = CancellationToken::new();
-        let subscriber = Subscriber { id, kind, tx, kicked, retired };
+        let subscriber = Subscriber { id, kind, tx, kicked, retired: retired.clone() };
         self.write().entry(channel).or_default().push(subscriber);
+        retired
     }
 
     /// Replaces every listener at once: from now on messages are offered to `listeners`.

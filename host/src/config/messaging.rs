@@ -50,7 +50,7 @@ struct WebSocketBridgeFile {
     #[serde(default)]
     enable: bool,
     #[serde(default)]
-    anonymous: Anonymous,
+    anonymous: Option<Anonymous>,
 }
 
 /// What a client without a token may do on a config's channels through the endpoints that
@@ -112,8 +112,10 @@ pub struct MessagingSpec {
     pub pattern: String,
     /// Whether `/ws/channel/<name>` serves its channels.
     pub websocket: bool,
-    /// What clients without a token may do on its channels (realtime endpoint).
-    pub anonymous: Anonymous,
+    /// What clients without a token may do on its channels (`bridges.websocket.anonymous`);
+    /// None when not set: nothing on the realtime endpoint, anything on the raw bridge (as
+    /// before tokens existed).
+    pub anonymous: Option<Anonymous>,
 }
 
 /// Reads one messaging file; `text` is its contents.
@@ -294,8 +296,11 @@ mod rules_tests {
     #[test]
     fn anonymous_access_is_read_and_defaults_to_none() {
         let text = "channel: { match: c }\nbridges: { websocket: { enable: true, anonymous: subscribe } }\n";
-        assert_eq!(parse(Path::new("m/a.yaml"), text).unwrap().anonymous, Anonymous::Subscribe);
+        assert_eq!(
+            parse(Path::new("m/a.yaml"), text).unwrap().anonymous,
+            Some(Anonymous::Subscribe)
+        );
         let text = "channel: { match: c }\nbridges: { websocket: { enable: true } }\n";
-        assert_eq!(parse(Path::new("m/a.yaml"), text).unwrap().anonymous, Anonymous::None);
+        assert_eq!(parse(Path::new("m/a.yaml"), text).unwrap().anonymous, None);
     }
 }

@@ -28,12 +28,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 use crate::{
-    auth::TokenAuthority,
+    auth::{self, TokenAuthority},
     broker::{Broker, SubscriberKind},
     channel_name::ChannelName,
     config::{
         Settings,
-        messaging::ChannelRules,
+        messaging::{Anonymous, ChannelRules},
         settings::{RealtimeSettings, WebSocketSettings},
     },
     ip_slots::{IpSlot, IpSlots},
@@ -144,6 +144,18 @@ impl Gateway {
             );
             return error(StatusCode::FORBIDDEN, &msg);
         }
+        let read_only = match auth::raw_bridge_access(spec) {
+            Anonymous::None => {
+                let msg = format!(
+                    "channel `{name}` needs an access token (messaging config `{}` sets anonymous: none) and this bridge takes none: connect to {} with a token",
+                    spec.name,
+                    realtime::PATH
+                );
+                return error(StatusCode::FORBIDDEN, &msg);
+            }
+            Anonymous::Subscribe => true,
+            Anonymous::Publish => false,
+        };
         let Admitted { accept, slots } = match self.admit(&req, host, peer) {
             Ok(admitted) => admitted,
             Err(resp) => return *resp,
@@ -167,7 +179,7 @@ impl Gateway {
         self.sessions.spawn(async move {
             let Some(ws) = upgrade(req, &settings).await else { return };
             connected.inc();
-            session::run(ws, subscription, broker, &settings, shutdown).await;
+            session::run(ws, (subscription, read_only), broker, &settings, shutdown).await;
             connected.dec();
             drop(slots);
         });

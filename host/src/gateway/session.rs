@@ -23,10 +23,11 @@ use crate::{
 /// Most queued messages written before one flush: bounds the write buffer of a burst.
 pub(super) const MAX_BATCH: usize = 256;
 
-/// Runs the session until the client leaves, breaks a rule, or the host shuts down.
+/// Runs the session until the client leaves, breaks a rule, or the host shuts down. A
+/// `read_only` client (`anonymous: subscribe`) is closed if it sends a message.
 pub async fn run<S>(
     ws: WebSocketStream<S>,
-    mut subscription: Subscription,
+    (mut subscription, read_only): (Subscription, bool),
     broker: Arc<Broker>,
     settings: &WebSocketSettings,
     shutdown: CancellationToken,
@@ -55,6 +56,9 @@ pub async fn run<S>(
                 let size = frame.as_ref().and_then(|f| f.as_ref().ok()).and_then(data_size);
                 if let Some(Err(closing)) = size.map(|size| limits.take(size)) {
                     break Some(closing);
+                }
+                if read_only && size.is_some() {
+                    break Some((close_code::POLICY_VIOLATION, "read-only channel: publishing here needs an access token"));
                 }
                 match frame {
                     None => break None,

@@ -10,12 +10,15 @@ use super::{
     state::InvocationState,
 };
 use crate::{
-    auth::{ChannelPattern, Grant, token::MAX_MINTED_TTL},
+    auth::{
+        ChannelPattern, Grant,
+        token::{MAX_MINTED_TTL, MAX_PATTERNS},
+    },
     broker::{Envelope, Payload},
     gateway::realtime::{PATH, session::private_topic},
 };
 
-/// Longest `status` of a reply, in bytes.
+/// Longest `status` of a reply, and `user` of a minted token, in bytes.
 const MAX_STATUS: usize = 256;
 
 impl Host for InvocationState {
@@ -66,7 +69,13 @@ impl Host for InvocationState {
             let max = MAX_MINTED_TTL.as_secs();
             return Ok(Err(format!("ttl-seconds must be 1 to {max}, not {ttl_seconds}")));
         }
+        if user.as_ref().is_some_and(|u| u.len() > MAX_STATUS) {
+            return Ok(Err(format!("user is longer than {MAX_STATUS} bytes")));
+        }
         let patterns = |list: Vec<String>, field: &str| {
+            if list.len() > MAX_PATTERNS {
+                return Err(format!("{field}: at most {MAX_PATTERNS} patterns"));
+            }
             list.iter()
                 .map(|p| ChannelPattern::parse(p).map_err(|e| format!("{field}: {e}")))
                 .collect::<Result<Vec<_>, _>>()

@@ -140,14 +140,10 @@ async fn the_inbound_topic_carries_presence_and_messages_to_the_backend() {
     let got = backend.next().await;
     assert_eq!(got, presence(&got, &alice_id, "disconnected", permissions, json!("alice")));
 
-    // An anonymous client that comes and leaves cleanly.
+    // An anonymous client, which may not publish to the inbound topic, comes and leaves
+    // unannounced: presence cannot be used to flood the backend.
     let mut bob = Rt::anonymous(&tern).await;
-    let nothing = json!({ "subscribe": [], "publish": [] });
-    let got = backend.next().await;
-    assert_eq!(got, presence(&got, &bob.id, "connected", nothing.clone(), json!(null)));
     bob.ws.close(None).await.unwrap();
-    let got = backend.next().await;
-    assert_eq!(got, presence(&got, &bob.id, "disconnected", nothing, json!(null)));
     backend.assert_silent(Duration::from_millis(300)).await;
 }
 

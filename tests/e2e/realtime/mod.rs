@@ -10,6 +10,7 @@
 //! - `doors`: one broker behind the raw bridge, the realtime endpoint and functions;
 //!   presence and the inbound topic; the chat example's wasm backend.
 
+mod abuse;
 mod doors;
 mod frames;
 mod tokens;

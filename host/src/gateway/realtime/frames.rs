@@ -119,7 +119,8 @@ pub fn decode(text: &str) -> Result<Command<'_>, Refusal> {
             let d: MessageData = serde_json::from_str(data).map_err(|e| {
                 refuse(format!("`data` must be {{\"payload\": ..., \"id\": \"...\", ...}}: {e}"))
             })?;
-            let outgoing = outgoing(&d).map_err(&refuse)?;
+            let id = label(d.id.as_ref()).ok().flatten();
+            let outgoing = outgoing(&d).map_err(|m| Refusal { id: id.clone(), ..refuse(m) })?;
             if kind == "message" {
                 return Ok(Command::Send(outgoing));
             }
@@ -164,6 +165,11 @@ fn outgoing(d: &MessageData) -> Result<Outgoing, String> {
     let message_type = match d.message_type.as_deref() {
         Some(t) if t.len() > MAX_LABEL => {
             return Err(format!("`data.messageType` is longer than {MAX_LABEL} bytes"));
+        }
+        Some(t) if t.contains(['.', '*']) => {
+            // The clients name events `topic.type` and match them with wildcards: a type
+            // `*` would fire every listener of the topic.
+            return Err("`data.messageType` may not contain `.` or `*`".into());
         }
         Some(t) if !t.is_empty() => t,
         _ => DEFAULT_TYPE,

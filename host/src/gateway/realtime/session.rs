@@ -24,6 +24,7 @@ use crate::{
     },
     gateway::{
         close_code,
+        rate_limit::TokenBucket,
         session::MAX_BATCH,
         socket::{self, Closing, FrameLimits, Keepalive, close_for, data_size},
     },
@@ -64,7 +65,15 @@ struct Session<'a> {
     /// Connections this one received a message from, oldest first: it may publish to their
     /// private topics (that is how replies work).
     heard: (HashSet<Arc<str>>, VecDeque<Arc<str>>),
+    /// Subscribes and unsubscribes allowed per second: each takes the broker's write lock.
+    changes: TokenBucket,
+    /// Whether its coming and going is announced on the inbound topic: only for connections
+    /// that may publish there, so anonymous clients cannot flood the backend with presence.
+    announced: bool,
 }
+
+/// Subscribes and unsubscribes one connection may make per second (and in a burst).
+const SUBSCRIPTION_CHANGES_PER_SECOND: u32 = 100;
 
 /// Runs the session until the client leaves, breaks a rule, or the host shuts down.
 /// `inbox` is the connection's queue with its private topic already attached.
@@ -77,8 +86,17 @@ pub async fn run<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let mut session =
-        Session { ctx, peer, inbox, topics: HashMap::new(), heard: Default::default() };
+    let changes = TokenBucket::new(SUBSCRIPTION_CHANGES_PER_SECOND, std::time::Instant::now());
+    let mut session = Session {
+        ctx,
+        peer,
+        inbox,
+        topics: HashMap::new(),
+        heard: Default::default(),
+        changes,
+        announced: false,
+    };
+    session.announced = session.check(&ctx.realtime.inbound_topic, Action::Publish).is_ok();
     let welcome = serde_json::json!({
         "connection": {"id": &*peer.id, "appId": "tern", "remoteAddress": peer.address.to_string()},
         "permissions": peer.grant.permissions_json(),
@@ -192,6 +210,7 @@ impl Session<'_> {
         let confirm =
             || frames::frame("priv/acks", "subscribed", serde_json::json!({ "topic": topic }));
         let refuse = |code, message| topic_refusal("subscribe", topic, None, code, message);
+        self.take_change().map_err(|(c, m)| refuse(c, m))?;
         let name = self.check(topic, Action::Subscribe).map_err(|(c, m)| refuse(c, m))?;
         if is_private(&name) {
             if private_topic(&self.peer.id).as_ref() == Some(&name) {
@@ -202,6 +221,9 @@ impl Session<'_> {
                 "a private topic belongs to its connection only".into(),
             ));
         }
+        // Topics a reload removed receive nothing more: forget them, so they neither count
+        // nor stop a later subscribe from attaching again.
+        self.topics.retain(|_, attachment| !attachment.is_retired());
         if !self.topics.contains_key(&name) {
             let max = self.ctx.realtime.max_topics_per_connection;
             if self.topics.len() >= max {
@@ -211,12 +233,16 @@ impl Session<'_> {
                 return Err(refuse("too-many-topics", why));
             }
             let attachment = self.inbox.attach(name.clone(), SubscriberKind::WebSocket);
+            // A reload may have removed the channel between the check and the attach; one
+            // after this check retires the attachment like any other.
+            self.check(topic, Action::Subscribe).map_err(|(c, m)| refuse(c, m))?;
             self.topics.insert(name, attachment);
         }
         Ok(Some(confirm()))
     }
 
     fn unsubscribe(&mut self, topic: &str) -> Result<Option<String>, Refusal> {
+        self.take_change().map_err(|(c, m)| topic_refusal("unsubscribe", topic, None, c, m))?;
         if let Ok(name) = ChannelName::parse(topic) {
             self.topics.remove(&name);
         }
@@ -227,6 +253,9 @@ impl Session<'_> {
         let Outgoing { id, payload, mut envelope } = out;
         let refuse = |code, message| topic_refusal("publish", topic, id.clone(), code, message);
         let name = self.check(topic, Action::Publish).map_err(|(c, m)| refuse(c, m))?;
+        if envelope.message_type.as_deref() == Some("presence") {
+            return Err(refuse("forbidden", "`presence` messages come from tern only".into()));
+        }
         if is_private(&name) {
             let to = name.as_str().split_once('/').map_or("", |(_, id)| id);
             if !self.heard.0.contains(to) {
@@ -235,11 +264,27 @@ impl Session<'_> {
                 );
                 return Err(refuse("forbidden", why));
             }
+            if envelope.message_type.as_deref() == Some("response") && !plain_response(&payload) {
+                let why =
+                    "a `response` needs a payload {\"id\": \"...\"} whose id has no `.` or `*`";
+                return Err(refuse("bad-frame", why.into()));
+            }
         }
         envelope.connection = Some(self.peer.id.clone());
         let message = Message::new(name, payload, Origin::Subscriber(self.inbox.id));
         self.ctx.broker.publish(message.with_envelope(envelope));
         Ok(id.map(|id| frames::frame("priv/acks", "ack", serde_json::json!({ "data": id }))))
+    }
+
+    /// Takes one subscribe or unsubscribe from the connection's allowance.
+    fn take_change(&mut self) -> Result<(), (&'static str, String)> {
+        if self.changes.take(std::time::Instant::now()) {
+            return Ok(());
+        }
+        let why = format!(
+            "at most {SUBSCRIPTION_CHANGES_PER_SECOND} subscribes and unsubscribes per second"
+        );
+        Err(("rate-limited", why))
     }
 
     /// The channel `topic` names if this connection may do `action` on it.
@@ -287,6 +332,9 @@ impl Session<'_> {
 
     /// Tells the inbound topic's subscribers that this connection came or went.
     fn presence(&self, status: &str) {
+        if !self.announced {
+            return;
+        }
         let Ok(inbound) = ChannelName::parse(&self.ctx.realtime.inbound_topic) else { return };
         let payload = serde_json::json!({
             "connectionId": &*self.peer.id,
@@ -306,6 +354,20 @@ impl Session<'_> {
             Origin::Subscriber(self.inbox.id),
         );
         self.ctx.broker.publish(message.with_envelope(envelope));
+    }
+}
+
+/// Whether a `response` payload's id is one the clients can match safely: not a string
+/// with `.` or `*` (the npm client emits `response.<id>` on a wildcard emitter, so an id
+/// `*` would answer every request the receiver is waiting on).
+fn plain_response(payload: &Payload) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Response {
+        id: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Response>(payload.bytes()) {
+        Ok(Response { id: Some(serde_json::Value::String(id)) }) => !id.contains(['.', '*']),
+        _ => true,
     }
 }
 
