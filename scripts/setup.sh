@@ -27,7 +27,13 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
-log "installing the npm command-line clients (wscat) into tools/"
+# The Node tests use `node --test --test-concurrency` and global fetch: Node 20.10 or newer.
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=10)?0:1)'; then
+  echo "error: Node.js $(node --version) is too old: the tests need 20.10 or newer (https://nodejs.org, or NodeSource's apt repository)" >&2
+  exit 1
+fi
+
+log "installing the npm clients (wscat, realtime-pubsub-client, ws, jsonwebtoken) into tools/"
 (cd tools && npm install --no-audit --no-fund --loglevel=error)
 
 log "building the example functions (wasm32-wasip2)"
