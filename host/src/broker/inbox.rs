@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Broker, Message, SubscriberId, SubscriberKind};
-use crate::channel_name::ChannelName;
+use crate::{auth::Grant, channel_name::ChannelName};
 
 /// The receiving end: messages of every attached channel, in publish order per channel.
 /// When it is full the broker drops the whole connection (its kick signal fires).
@@ -18,6 +18,7 @@ pub struct Inbox {
     tx: mpsc::Sender<Arc<Message>>,
     rx: mpsc::Receiver<Arc<Message>>,
     kicked: CancellationToken,
+    grant: Option<Arc<Grant>>,
     broker: Arc<Broker>,
 }
 
@@ -32,17 +33,18 @@ pub struct Attachment {
 impl Inbox {
     pub(super) fn new(
         id: SubscriberId,
-        tx: mpsc::Sender<Arc<Message>>,
-        rx: mpsc::Receiver<Arc<Message>>,
+        (tx, rx): (mpsc::Sender<Arc<Message>>, mpsc::Receiver<Arc<Message>>),
+        grant: Option<Arc<Grant>>,
         broker: Arc<Broker>,
     ) -> Self {
-        Self { id, tx, rx, kicked: CancellationToken::new(), broker }
+        Self { id, tx, rx, kicked: CancellationToken::new(), grant, broker }
     }
 
     /// Starts receiving `channel`'s messages. Attach a channel once per inbox.
     pub fn attach(&self, channel: ChannelName, kind: SubscriberKind) -> Attachment {
         let (tx, kicked) = (self.tx.clone(), self.kicked.clone());
-        let retired = self.broker.add(channel.clone(), kind, self.id, tx, kicked);
+        let who = (kind, self.id, self.grant.clone());
+        let retired = self.broker.add(channel.clone(), who, tx, kicked);
         Attachment { channel, id: self.id, retired, broker: self.broker.clone() }
     }
 
@@ -92,7 +94,7 @@ mod tests {
     #[tokio::test]
     async fn one_inbox_receives_every_attached_channel_until_detached() {
         let broker = Broker::new(8);
-        let mut inbox = broker.inbox();
+        let mut inbox = broker.inbox(None);
         let a = inbox.attach(name("a"), SubscriberKind::WebSocket);
         let _b = inbox.attach(name("b"), SubscriberKind::WebSocket);
         let origin = || Origin::Function { trail: Arc::from([]) };
@@ -109,7 +111,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_inbox_kicks_the_connection() {
         let broker = Broker::new(1);
-        let inbox = broker.inbox();
+        let inbox = broker.inbox(None);
         let _a = inbox.attach(name("a"), SubscriberKind::WebSocket);
         let origin = || Origin::Function { trail: Arc::from([]) };
         broker.publish(Message::new(name("a"), Payload::text("1"), origin()));

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use inbox::{Attachment, Inbox};
 pub use message::{Envelope, Message, Origin, Payload, SubscriberId};
 
-use crate::channel_name::ChannelName;
+use crate::{auth::Grant, channel_name::ChannelName};
 
 /// Who is subscribed: counted apart, since `subscribers()` reports WebSocket clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub enum SubscriberKind {
 struct Subscriber {
     id: SubscriberId,
     kind: SubscriberKind,
+    /// What the subscriber's token grants (realtime clients), for a reload to judge again.
+    grant: Option<Arc<Grant>>,
     tx: mpsc::Sender<Arc<Message>>,
     kicked: CancellationToken,
     retired: CancellationToken,
@@ -114,17 +116,24 @@ impl Broker {
         let id = SubscriberId(self.next_subscriber.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let (kicked, retired) = (CancellationToken::new(), CancellationToken::new());
-        let subscriber =
-            Subscriber { id, kind, tx, kicked: kicked.clone(), retired: retired.clone() };
+        let subscriber = Subscriber {
+            id,
+            kind,
+            grant: None,
+            tx,
+            kicked: kicked.clone(),
+            retired: retired.clone(),
+        };
         self.write().entry(channel.clone()).or_default().push(subscriber);
         Subscription { id, channel, rx, kicked, retired, broker: self.clone() }
     }
 
-    /// A queue for one connection on many channels: see [`Inbox::attach`].
-    pub fn inbox(self: &Arc<Self>) -> Inbox {
+    /// A queue for one connection on many channels: see [`Inbox::attach`]. `grant` is what
+    /// the connection's token grants, which a reload judges its subscriptions by.
+    pub fn inbox(self: &Arc<Self>, grant: Option<Arc<Grant>>) -> Inbox {
         let id = SubscriberId(self.next_subscriber.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.queue_capacity);
-        Inbox::new(id, tx, rx, self.clone())
+        Inbox::new(id, (tx, rx), grant, self.clone())
     }
 
     /// Adds `channel` to what the queue `tx` of subscriber `id` receives; returns the token
@@ -132,13 +141,12 @@ impl Broker {
     fn add(
         &self,
         channel: ChannelName,
-        kind: SubscriberKind,
-        id: SubscriberId,
+        (kind, id, grant): (SubscriberKind, SubscriberId, Option<Arc<Grant>>),
         tx: mpsc::Sender<Arc<Message>>,
         kicked: CancellationToken,
     ) -> CancellationToken {
         let retired = CancellationToken::new();
-        let subscriber = Subscriber { id, kind, tx, kicked, retired: retired.clone() };
+        let subscriber = Subscriber { id, kind, grant, tx, kicked, retired: retired.clone() };
         self.write().entry(channel).or_default().push(subscriber);
         retired
     }
@@ -148,17 +156,15 @@ impl Broker {
         self.listeners.store(Arc::new(listeners));
     }
 
-    /// Ends every WebSocket subscriber whose channel `keep` refuses (after a reload removed
-    /// its messaging config); returns how many.
-    pub fn retire(&self, keep: impl Fn(&ChannelName) -> bool) -> usize {
+    /// Ends every WebSocket subscriber that `keep` refuses, given its channel and what its
+    /// token grants (None: a raw-bridge client), after a reload changed the messaging
+    /// configs; returns how many.
+    pub fn retire(&self, keep: impl Fn(&ChannelName, Option<&Grant>) -> bool) -> usize {
         let mut retired = 0;
         let mut topics = self.write();
         topics.retain(|channel, subscribers| {
-            if keep(channel) {
-                return true;
-            }
             subscribers.retain(|s| {
-                if s.kind != SubscriberKind::WebSocket {
+                if s.kind != SubscriberKind::WebSocket || keep(channel, s.grant.as_deref()) {
                     return true;
                 }
                 s.retired.cancel();
@@ -358,7 +364,7 @@ mod tests {
         let gone = broker.subscribe(name("old/room"), SubscriberKind::WebSocket);
         let function = broker.subscribe(name("old/room"), SubscriberKind::Function);
         let kept = broker.subscribe(name("new/room"), SubscriberKind::WebSocket);
-        assert_eq!(broker.retire(|c| c.as_str().starts_with("new/")), 1);
+        assert_eq!(broker.retire(|c, _| c.as_str().starts_with("new/")), 1);
         assert!(gone.retire_signal().is_cancelled());
         assert!(!kept.retire_signal().is_cancelled());
         assert!(!function.retire_signal().is_cancelled());

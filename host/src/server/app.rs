@@ -13,9 +13,9 @@ use super::{
     inventory::{Changes, Inventory},
 };
 use crate::{
-    auth::TokenAuthority,
+    auth::{self, Action, TokenAuthority},
     broker::{Broker, BrokerStats},
-    config::{Diagnostic, Diagnostics, Project, Settings, bounds},
+    config::{Diagnostic, Diagnostics, Project, Settings, bounds, messaging::Anonymous},
     gateway::Gateway,
     metrics::{Metrics, ReloadLabels},
     runtime::{FunctionRuntime, cache::ComponentCache},
@@ -186,8 +186,15 @@ impl App {
         self.gateway.set_rules(next.rules.clone());
         self.broker.set_listeners(listeners);
         next.adopt_backlog(&current);
-        let sessions_closed =
-            self.broker.retire(|channel| next.rules.resolve(channel).is_some_and(|s| s.websocket));
+        let sessions_closed = self.broker.retire(|channel, grant| {
+            next.rules.resolve(channel).is_some_and(|spec| {
+                spec.websocket
+                    && match grant {
+                        Some(grant) => auth::may(grant, spec, Action::Subscribe, channel),
+                        None => auth::raw_bridge_access(spec) != Anonymous::None,
+                    }
+            })
+        });
         let elapsed = started.elapsed();
         self.metrics.reloads.get_or_create(&ReloadLabels { outcome: "applied" }).inc();
         self.metrics.reload_seconds.observe(elapsed.as_secs_f64());

@@ -157,3 +157,30 @@ async fn a_topic_a_reload_removed_and_restored_can_be_subscribed_again() {
         delivery("extra/x", "text-message", "b1", json!("back"), &writer.id)
     );
 }
+
+#[tokio::test]
+async fn a_reload_that_takes_anonymous_access_away_ends_anonymous_subscriptions() {
+    let open =
+        "channel: { match: extra }\nbridges: { websocket: { enable: true, anonymous: publish } }\n";
+    let project = project().messaging("extra", open);
+    let tern = serve(&project);
+    let mut anonymous = Rt::anonymous(&tern).await;
+    anonymous.subscribe("extra/x").await;
+    let mut holder = Rt::with_token(&tern, &token(&["extra"], &["extra"])).await;
+    holder.subscribe("extra/x").await;
+    let mut raw = ws_connect(&format!("ws://{}/ws/channel/extra/x", tern.addr)).await;
+    let sealed = open.replace("anonymous: publish", "anonymous: none");
+    std::fs::write(project.path().join("messaging/extra.yaml"), sealed).unwrap();
+    tern.signal("HUP");
+    tern.wait_for_lines(&["reloaded"], 1);
+    // The raw client is closed as for a removed channel; the token holder still receives,
+    // the anonymous subscriber no longer does.
+    assert_eq!(ws_close_code(&mut raw).await, 4404);
+    let mut writer = Rt::with_token(&tern, &token(&[], &["extra"])).await;
+    writer.publish("extra/x", "text-message", json!("members only"), "m1").await;
+    let expected = delivery("extra/x", "text-message", "m1", json!("members only"), &writer.id);
+    assert_eq!(holder.next().await, expected);
+    anonymous.assert_silent(std::time::Duration::from_millis(300)).await;
+    let answer = anonymous.try_subscribe("extra/x").await;
+    assert_refusal(&answer, None, Some("subscribe"), Some("extra/x"), "forbidden");
+}

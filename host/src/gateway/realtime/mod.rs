@@ -50,7 +50,8 @@ impl Gateway {
         };
         // Attach the inbox before answering 101, so the private topic is live as soon as
         // the client can learn its id.
-        let inbox = self.broker.inbox();
+        let grant = Arc::new(grant);
+        let inbox = self.broker.inbox(Some(grant.clone()));
         let private = session::private_topic(&id).map(|t| inbox.attach(t, SubscriberKind::Private));
         let peer = session::Peer { id, grant, address: peer };
         let connected = self.realtime_count.0.clone();

@@ -52,7 +52,7 @@ pub struct Peer {
     /// The connection id (`priv/<id>` is its private topic).
     pub id: Arc<str>,
     /// What its token grants (empty when anonymous).
-    pub grant: Grant,
+    pub grant: Arc<Grant>,
     /// Its address.
     pub address: IpAddr,
 }
