@@ -22,7 +22,10 @@ pub fn read(
 ) -> Result<Option<Secret>, String> {
     let secret = match std::env::var(var) {
         Ok(value) => Secret { value: value.trim().to_owned(), from: var.to_owned() },
-        Err(_) => match file {
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(format!("{var}: not valid UTF-8"));
+        }
+        Err(std::env::VarError::NotPresent) => match file {
             Some(file) => {
                 let path = project_dir.join(file);
                 let text = std::fs::read_to_string(&path)
