@@ -177,9 +177,10 @@ fn outgoing(d: &MessageData) -> Result<Outgoing, String> {
     let raw = d.payload.map_or("null", RawValue::get);
     // A JSON string travels as its text, so raw-bridge clients and functions get the
     // text itself; anything else travels as its JSON.
-    let (payload, json) = match serde_json::from_str::<String>(raw) {
-        Ok(text) if raw.starts_with('"') => (Payload::text(text), false),
-        _ => (Payload::text(raw.to_owned()), true),
+    let string = raw.starts_with('"').then(|| serde_json::from_str::<String>(raw).ok()).flatten();
+    let (payload, json) = match string {
+        Some(text) => (Payload::text(text), false),
+        None => (Payload::text(raw.to_owned()), true),
     };
     let envelope = Envelope {
         message_type: Some(message_type.into()),

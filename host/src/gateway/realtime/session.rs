@@ -195,8 +195,8 @@ impl Session<'_> {
             Ok(Command::Unsubscribe(topic)) => self.unsubscribe(&topic),
             Ok(Command::Publish(topic, out)) => self.publish(&topic, out),
             Ok(Command::Send(out)) => {
-                let inbound = self.ctx.realtime.inbound_topic.clone();
-                self.publish(&inbound, out)
+                let ctx = self.ctx; // outlives the session: no copy of the topic per send
+                self.publish(&ctx.realtime.inbound_topic, out)
                     .map_err(|r| Refusal { kind: Some("message".into()), ..r })
             }
         };
