@@ -10,7 +10,10 @@ pub use token::{Claims, SECRET_VAR, TokenAuthority, TokenError};
 
 use crate::{
     channel_name::ChannelName,
-    config::messaging::{Anonymous, MessagingSpec},
+    config::{
+        channel_options::Who,
+        messaging::{Anonymous, MessagingSpec},
+    },
 };
 
 /// What a client asks to do on a channel.
@@ -63,25 +66,41 @@ impl ChannelPattern {
 /// What a verified token grants: who, and where they may subscribe and publish.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grant {
-    /// The token's `sub`, if any.
+    /// The token's `sub`: who the holder is.
     pub user: Option<Arc<str>>,
-    /// Channels the holder may subscribe to.
+    /// Channel patterns the holder may subscribe to.
     pub subscribe: Vec<ChannelPattern>,
-    /// Channels the holder may publish to.
+    /// Channel patterns the holder may publish to.
     pub publish: Vec<ChannelPattern>,
+    /// The `info` claim, as JSON text: what others see of the holder.
+    pub info: Option<Arc<str>>,
+    /// Channels the connection is subscribed to server-side (and may subscribe to).
+    pub channels: Vec<ChannelName>,
+    /// The token's expiry, seconds since the Unix epoch (None: no token).
+    pub expires_at: Option<u64>,
+    /// What the connection may do where a config says nothing of token-less clients
+    /// (`bridges.websocket.anonymous` unset): nothing on the realtime endpoint, anything on
+    /// the raw bridge and the client protocol.
+    pub anonymous: Anonymous,
 }
 
 impl Grant {
-    /// Whether the grant covers `action` on `name`.
+    /// A token-less client of a door whose default for unset `anonymous` is `anonymous`.
+    pub fn anonymous(anonymous: Anonymous) -> Self {
+        Self { anonymous, ..Self::default() }
+    }
+
+    /// Whether the token's patterns (or, to subscribe, its `channels`) cover `name`.
     pub fn allows(&self, action: Action, name: &ChannelName) -> bool {
         let patterns = match action {
             Action::Subscribe => &self.subscribe,
             Action::Publish => &self.publish,
         };
         patterns.iter().any(|p| p.covers(name))
+            || (action == Action::Subscribe && self.channels.contains(name))
     }
 
-    /// The grant as JSON `{"subscribe": [...], "publish": [...]}`, for welcome and presence.
+    /// The grant as the realtime welcome frame shows it.
     pub fn permissions_json(&self) -> serde_json::Value {
         let list = |ps: &[ChannelPattern]| ps.iter().map(|p| p.as_str().to_owned()).collect();
         let (subscribe, publish): (Vec<String>, Vec<String>) =
@@ -90,21 +109,49 @@ impl Grant {
     }
 }
 
-/// Whether a client holding `grant` (None: anonymous) may do `action` on `name`, which
-/// `spec` governs: the token covers it, or the config lets anybody do it.
-pub fn may(grant: &Grant, spec: &MessagingSpec, action: Action, name: &ChannelName) -> bool {
-    let level = spec.anonymous.unwrap_or(Anonymous::None);
-    let anonymous = match action {
-        Action::Subscribe => level >= Anonymous::Subscribe,
-        Action::Publish => level >= Anonymous::Publish,
+/// Whether a client holding `grant` may do `action` on `name`, a channel `spec` governs.
+/// `subscribed`: whether the client is subscribed to `name` (for `publish: subscribers`).
+///
+/// The config's rule decides first (`nobody`, `token`...); under `anyone`, a client may when
+/// its token grants it or when token-less clients may (`bridges.websocket.anonymous`, else
+/// the door's default).
+pub fn may(
+    grant: &Grant,
+    spec: &MessagingSpec,
+    action: Action,
+    name: &ChannelName,
+    subscribed: bool,
+) -> bool {
+    let rule = match action {
+        Action::Subscribe => spec.options.subscribe,
+        Action::Publish => spec.options.publish,
     };
-    anonymous || grant.allows(action, name)
+    let level = spec.anonymous.unwrap_or(grant.anonymous);
+    let open = || {
+        let anonymous = match action {
+            Action::Subscribe => level >= Anonymous::Subscribe,
+            Action::Publish => level >= Anonymous::Publish,
+        };
+        anonymous || grant.allows(action, name)
+    };
+    match rule {
+        Who::Nobody => false,
+        Who::Token => grant.allows(action, name),
+        Who::Anyone => open(),
+        Who::Subscribers => subscribed && open(),
+    }
 }
 
-/// What a raw-bridge client (which carries no token) may do on `spec`'s channels: what
-/// `anonymous` says, or everything when it is not set (the bridge was open before tokens).
-pub fn raw_bridge_access(spec: &MessagingSpec) -> Anonymous {
-    spec.anonymous.unwrap_or(Anonymous::Publish)
+/// What a raw-bridge client (no token; connecting subscribes) may do on `name`.
+pub fn raw_bridge_access(spec: &MessagingSpec, name: &ChannelName) -> Anonymous {
+    let client = Grant::anonymous(Anonymous::Publish);
+    if !may(&client, spec, Action::Subscribe, name, true) {
+        Anonymous::None
+    } else if !may(&client, spec, Action::Publish, name, true) {
+        Anonymous::Subscribe
+    } else {
+        Anonymous::Publish
+    }
 }
 
 #[cfg(test)]
@@ -131,9 +178,36 @@ mod tests {
         let text = "channel: { match: c }\nbridges: { websocket: { enable: true, anonymous: subscribe } }\n";
         let spec = crate::config::messaging::parse(std::path::Path::new("m/c.yaml"), text).unwrap();
         let nobody = Grant::default();
-        assert!(may(&nobody, &spec, Action::Subscribe, &name("c/1")));
-        assert!(!may(&nobody, &spec, Action::Publish, &name("c/1")));
+        assert!(may(&nobody, &spec, Action::Subscribe, &name("c/1"), false));
+        assert!(!may(&nobody, &spec, Action::Publish, &name("c/1"), true));
         let writer = Grant { publish: vec![ChannelPattern::parse("c").unwrap()], ..nobody };
-        assert!(may(&writer, &spec, Action::Publish, &name("c/1")));
+        assert!(may(&writer, &spec, Action::Publish, &name("c/1"), false));
+    }
+
+    #[test]
+    fn config_rules_come_before_anonymous_access_and_grants() {
+        let parse = |rules: &str| {
+            let text = format!("channel: {{ match: c }}\nbridges: {{ websocket: {{ enable: true }} }}\n{rules}");
+            crate::config::messaging::parse(std::path::Path::new("m/c.yaml"), &text).unwrap()
+        };
+        let open = Grant::anonymous(Anonymous::Publish);
+        let holder = Grant {
+            subscribe: vec![ChannelPattern::Any],
+            publish: vec![ChannelPattern::Any],
+            ..open.clone()
+        };
+        let c = name("c/1");
+        let members = parse("publish: subscribers\n");
+        assert!(!may(&open, &members, Action::Publish, &c, false));
+        assert!(may(&open, &members, Action::Publish, &c, true));
+        let token = parse("subscribe: token\npublish: token\n");
+        assert!(!may(&open, &token, Action::Subscribe, &c, false));
+        assert!(may(&holder, &token, Action::Publish, &c, false));
+        assert_eq!(raw_bridge_access(&token, &c), Anonymous::None);
+        let nobody = parse("publish: nobody\n");
+        assert!(!may(&holder, &nobody, Action::Publish, &c, true));
+        assert_eq!(raw_bridge_access(&nobody, &c), Anonymous::Subscribe);
+        let server_side = Grant { channels: vec![c.clone()], ..Grant::default() };
+        assert!(may(&server_side, &token, Action::Subscribe, &c, false));
     }
 }

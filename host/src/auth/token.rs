@@ -11,7 +11,10 @@ use jsonwebtoken::{
 use serde::{Deserialize, Serialize};
 
 use super::{ChannelPattern, Grant};
-use crate::config::{secret, settings::AuthSettings};
+use crate::{
+    channel_name::ChannelName,
+    config::{secret, settings::AuthSettings},
+};
 
 /// The environment variable holding the secret.
 pub const SECRET_VAR: &str = "TERN_AUTH_SECRET";
@@ -42,7 +45,30 @@ pub struct Claims {
     /// Channel patterns the holder may publish to.
     #[serde(default)]
     pub publish: Vec<String>,
+    /// What others see of the holder (a connection token's `info`, a subscription token's
+    /// channel info): any JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Value>,
+    /// Channels a connection is subscribed to server-side when it connects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// The channel a subscription token is for (it makes the token a subscription token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
+
+/// What a verified subscription token grants: the channel, with this info, until `exp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionGrant {
+    /// The channel info others see (`chan_info`), as JSON text.
+    pub info: Option<Arc<str>>,
+    /// Its expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// Longest `info` claim accepted, serialized: it travels with every join, leave and
+/// publication of its holder.
+pub const MAX_INFO_LEN: usize = 4096;
 
 /// Why a token was refused or could not be minted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +97,10 @@ pub enum TokenError {
     /// Not a JWT at all.
     #[error("the access token is malformed (not a JWT)")]
     Malformed,
+    /// A subscription token where a connection token is wanted, or one for another
+    /// channel or user.
+    #[error("{0}")]
+    Mismatch(String),
 }
 
 /// Checks and mints access tokens with the host's secret.
@@ -108,6 +138,50 @@ impl TokenAuthority {
 
     /// What `token` grants, or why it is refused.
     pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
+        let claims = self.decode(token)?;
+        if claims.channel.is_some() {
+            return Err(TokenError::Mismatch(
+                "a subscription token (it has a `channel` claim) cannot open a connection".into(),
+            ));
+        }
+        grant_of(claims)
+    }
+
+    /// What a subscription token for `channel`, held by a connection of `user`, grants.
+    pub fn verify_subscription(
+        &self,
+        token: &str,
+        user: &str,
+        channel: &str,
+    ) -> Result<SubscriptionGrant, TokenError> {
+        let claims = self.decode(token)?;
+        match claims.channel.as_deref() {
+            Some(c) if c == channel => {}
+            Some(c) => {
+                return Err(TokenError::Mismatch(format!(
+                    "the subscription token is for channel `{c}`, not `{channel}`"
+                )));
+            }
+            None => {
+                return Err(TokenError::Mismatch(
+                    "not a subscription token: it has no `channel` claim".into(),
+                ));
+            }
+        }
+        if claims.sub.as_deref().unwrap_or_default() != user {
+            return Err(TokenError::Mismatch(
+                "the subscription token is for another user (`sub`)".into(),
+            ));
+        }
+        Ok(SubscriptionGrant {
+            info: info_of(claims.info)?,
+            expires_at: claims.exp.unwrap_or_default(),
+        })
+    }
+
+    /// The claims of a token signed by this host's secret, checked for algorithm, expiry
+    /// and shape.
+    fn decode(&self, token: &str) -> Result<Claims, TokenError> {
         let (_, key) = self.keys.as_ref().ok_or(TokenError::NoSecret)?;
         if !signed_with_hs256(token) {
             return Err(TokenError::WrongAlgorithm);
@@ -135,7 +209,7 @@ impl TokenAuthority {
             ErrorKind::InvalidClaimFormat(c) => TokenError::BadClaims(c),
             _ => TokenError::Malformed,
         })?;
-        grant_of(data.claims)
+        Ok(data.claims)
     }
 
     /// A token granting `grant` for `ttl` from now.
@@ -148,6 +222,7 @@ impl TokenAuthority {
             sub: grant.user.as_deref().map(str::to_owned),
             subscribe: list(&grant.subscribe),
             publish: list(&grant.publish),
+            ..Claims::default()
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
             .map_err(|e| TokenError::BadClaims(e.to_string()))
@@ -187,11 +262,40 @@ fn grant_of(claims: Claims) -> Result<Grant, TokenError> {
             })
             .collect::<Result<Vec<_>, _>>()
     };
+    if claims.channels.len() > MAX_PATTERNS {
+        let n = claims.channels.len();
+        return Err(TokenError::BadClaims(format!("`channels` lists {n} (at most {MAX_PATTERNS})")));
+    }
+    let channels = claims
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            ChannelName::parse(c).map_err(|e| TokenError::BadClaims(format!("`channels[{i}]`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Grant {
         user: claims.sub.map(Arc::from),
         subscribe: patterns("subscribe", claims.subscribe)?,
         publish: patterns("publish", claims.publish)?,
+        info: info_of(claims.info)?,
+        channels,
+        expires_at: claims.exp,
+        ..Grant::default()
     })
+}
+
+/// The `info` claim as JSON text, refused past [`MAX_INFO_LEN`].
+fn info_of(info: Option<serde_json::Value>) -> Result<Option<Arc<str>>, TokenError> {
+    let Some(info) = info else { return Ok(None) };
+    let text = info.to_string();
+    if text.len() > MAX_INFO_LEN {
+        return Err(TokenError::BadClaims(format!(
+            "`info` is {} bytes of JSON (at most {MAX_INFO_LEN})",
+            text.len()
+        )));
+    }
+    Ok(Some(Arc::from(text)))
 }
 
 #[cfg(test)]
@@ -205,6 +309,7 @@ mod tests {
             user: Some("ada".into()),
             subscribe: vec![ChannelPattern::parse("chat").unwrap()],
             publish: vec![ChannelPattern::Any],
+            ..Grant::default()
         }
     }
 
@@ -212,7 +317,9 @@ mod tests {
     fn a_minted_token_verifies_to_its_grant() {
         let authority = TokenAuthority::with_secret(SECRET);
         let token = authority.mint(&grant(), Duration::from_secs(60)).unwrap();
-        assert_eq!(authority.verify(&token).unwrap(), grant());
+        let verified = authority.verify(&token).unwrap();
+        assert!(verified.expires_at.is_some());
+        assert_eq!(verified, Grant { expires_at: verified.expires_at, ..grant() });
     }
 
     #[test]

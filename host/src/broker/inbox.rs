@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Broker, Message, SubscriberId, SubscriberKind};
+use super::{Broker, Message, Recovery, StreamPosition, SubscriberId, SubscriberKind};
 use crate::{auth::Grant, channel_name::ChannelName};
 
 /// The receiving end: messages of every attached channel, in publish order per channel.
@@ -42,8 +42,30 @@ impl Inbox {
 
     /// Starts receiving `channel`'s messages. Attach a channel once per inbox.
     pub fn attach(&self, channel: ChannelName, kind: SubscriberKind) -> Attachment {
+        self.attach_taking(channel, kind, false)
+    }
+
+    /// Starts receiving `channel`'s publications and its join and leave events (a
+    /// client-protocol connection), and says what was missed since `since` when the
+    /// channel keeps history (None when it keeps none).
+    pub fn attach_client(
+        &self,
+        channel: ChannelName,
+        since: Option<&StreamPosition>,
+    ) -> (Attachment, Option<Recovery>) {
+        let mut attachment = None;
+        let broker = self.broker.clone();
+        let recovery = broker.attach_at_position(&channel, since, &mut || {
+            attachment = Some(self.attach_taking(channel.clone(), SubscriberKind::WebSocket, true));
+        });
+        let attachment = attachment
+            .unwrap_or_else(|| self.attach_taking(channel, SubscriberKind::WebSocket, true));
+        (attachment, recovery)
+    }
+
+    fn attach_taking(&self, channel: ChannelName, kind: SubscriberKind, events: bool) -> Attachment {
         let (tx, kicked) = (self.tx.clone(), self.kicked.clone());
-        let who = (kind, self.id, self.grant.clone());
+        let who = (kind, self.id, self.grant.clone(), events);
         let retired = self.broker.add(channel.clone(), who, tx, kicked);
         Attachment { channel, id: self.id, retired, broker: self.broker.clone() }
     }

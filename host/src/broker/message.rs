@@ -106,6 +106,46 @@ pub struct Envelope {
     /// Whether the (text) payload is a JSON document other than a string, so realtime
     /// clients get it as JSON rather than as a string.
     pub json: bool,
+    /// The client that published it, when one of the client protocol did, or its
+    /// connection and user for the other doors.
+    pub publisher: Option<Arc<ClientInfo>>,
+}
+
+/// Who a client of the client protocol is, as others see it (presence, join, leave, and
+/// the publications it sends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Its user (a token's `sub`; "" when anonymous).
+    pub user: Arc<str>,
+    /// Its connection's id.
+    pub client: Arc<str>,
+    /// Its connection token's `info`, as JSON text.
+    pub conn_info: Option<Arc<str>>,
+    /// Its subscription token's `info` for the channel, as JSON text.
+    pub chan_info: Option<Arc<str>>,
+}
+
+/// Where a publication sits in its channel's history: offsets only increase within an
+/// epoch, and the epoch changes when the history is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    /// The publication's offset (for a stream: its newest publication's).
+    pub offset: u64,
+    /// The stream's epoch.
+    pub epoch: Arc<str>,
+}
+
+/// What a message is: most are publications; the client protocol also tells subscribers
+/// who joins and leaves a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Event {
+    /// A publication: offered to triggers, kept in history, delivered to every subscriber.
+    #[default]
+    Publication,
+    /// A client subscribed: delivered only to subscribers that take events.
+    Join(Arc<ClientInfo>),
+    /// A client unsubscribed or went away: delivered only to subscribers that take events.
+    Leave(Arc<ClientInfo>),
 }
 
 /// A published message, shared (behind an `Arc`) by every subscriber it is delivered to.
@@ -126,6 +166,12 @@ pub struct Message {
     /// Its realtime frame, encoded once by the first subscriber that needs it and shared by
     /// the rest (the bytes are the same for every realtime subscriber).
     pub(crate) realtime_frame: OnceLock<tokio_tungstenite::tungstenite::Utf8Bytes>,
+    /// What it is: a publication, or a join or leave.
+    pub event: Event,
+    /// Its place in the channel's history, when the channel keeps one.
+    pub position: Option<StreamPosition>,
+    /// Its client-protocol push, encoded once per format (JSON, protobuf) and shared.
+    pub(crate) push_frames: [OnceLock<Bytes>; 2],
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -144,7 +190,17 @@ impl Message {
             origin,
             envelope: Envelope::default(),
             realtime_frame: OnceLock::new(),
+            event: Event::Publication,
+            position: None,
+            push_frames: [OnceLock::new(), OnceLock::new()],
         }
+    }
+
+    /// A join or leave `event` on `channel`.
+    pub fn event(channel: ChannelName, event: Event) -> Self {
+        let mut message = Self::new(channel, Payload::binary(Bytes::new()), Origin::Subscriber(SubscriberId(0)));
+        message.event = event;
+        message
     }
 
     /// The message with `envelope`'s realtime details.

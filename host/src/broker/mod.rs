@@ -4,8 +4,10 @@
 //! a subscriber whose queue is full is a slow consumer, and is dropped (its owner is told
 //! through [`Subscription::kicked`]) rather than slowing the publisher or anyone else.
 
+pub mod history;
 mod inbox;
 mod message;
+mod presence;
 
 use std::{
     collections::HashMap,
@@ -20,10 +22,18 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
+pub use history::{History, HistoryError, HistoryPage, HistoryQuery, MemoryHistory, Recovery};
 pub use inbox::{Attachment, Inbox};
-pub use message::{Envelope, Message, Origin, Payload, SubscriberId};
+pub use message::{
+    ClientInfo, Envelope, Event, Message, Origin, Payload, StreamPosition, SubscriberId,
+};
+pub use presence::Presence;
 
-use crate::{auth::Grant, channel_name::ChannelName};
+use crate::{
+    auth::Grant,
+    channel_name::ChannelName,
+    config::{channel_options::HistoryOptions, messaging::ChannelRules},
+};
 
 /// Who is subscribed: counted apart, since `subscribers()` reports WebSocket clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +55,8 @@ struct Subscriber {
     tx: mpsc::Sender<Arc<Message>>,
     kicked: CancellationToken,
     retired: CancellationToken,
+    /// Whether it takes join and leave events (client-protocol connections).
+    events: bool,
 }
 
 /// Counters of what the broker did: the host's metrics share them.
@@ -78,6 +90,12 @@ pub struct Broker {
     /// Messages a subscriber may have queued before it counts as slow.
     queue_capacity: usize,
     next_subscriber: AtomicU64,
+    /// Where publications of channels with history are kept.
+    history: Arc<dyn History>,
+    /// The messaging configs, for which channels keep history.
+    rules: ArcSwap<ChannelRules>,
+    /// Who is on each channel with presence.
+    pub presence: Presence,
     /// What happened so far.
     pub stats: BrokerStats,
 }
@@ -102,13 +120,45 @@ impl Broker {
 
     /// A broker counting into `stats` (the host's metrics).
     pub fn with_stats(queue_capacity: usize, stats: BrokerStats) -> Arc<Self> {
+        Self::with_history(queue_capacity, stats, MemoryHistory::new(10_000))
+    }
+
+    /// A broker keeping channel history in `history`.
+    pub fn with_history(
+        queue_capacity: usize,
+        stats: BrokerStats,
+        history: Arc<dyn History>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             listeners: ArcSwap::from_pointee(Vec::new()),
             topics: RwLock::new(HashMap::new()),
             queue_capacity: queue_capacity.max(1),
             next_subscriber: AtomicU64::new(1),
+            history,
+            rules: ArcSwap::from_pointee(ChannelRules::default()),
+            presence: Presence::default(),
             stats,
         })
+    }
+
+    /// Replaces the messaging configs that say which channels keep history.
+    pub fn set_rules(&self, rules: Arc<ChannelRules>) {
+        self.rules.store(rules);
+    }
+
+    /// The history `channel` keeps, if any.
+    pub fn history_options(&self, channel: &ChannelName) -> Option<HistoryOptions> {
+        self.rules.load().resolve(channel).and_then(|spec| spec.options.history)
+    }
+
+    /// Publications `channel` keeps, as `query` asks; None when it keeps none.
+    pub fn history(
+        &self,
+        channel: &ChannelName,
+        query: &HistoryQuery,
+    ) -> Option<Result<HistoryPage, HistoryError>> {
+        let options = self.history_options(channel)?;
+        Some(self.history.read(channel, &options, query))
     }
 
     /// Subscribes to `channel`.
@@ -123,6 +173,7 @@ impl Broker {
             tx,
             kicked: kicked.clone(),
             retired: retired.clone(),
+            events: false,
         };
         self.write().entry(channel.clone()).or_default().push(subscriber);
         Subscription { id, channel, rx, kicked, retired, broker: self.clone() }
@@ -141,12 +192,13 @@ impl Broker {
     fn add(
         &self,
         channel: ChannelName,
-        (kind, id, grant): (SubscriberKind, SubscriberId, Option<Arc<Grant>>),
+        (kind, id, grant, events): (SubscriberKind, SubscriberId, Option<Arc<Grant>>, bool),
         tx: mpsc::Sender<Arc<Message>>,
         kicked: CancellationToken,
     ) -> CancellationToken {
         let retired = CancellationToken::new();
-        let subscriber = Subscriber { id, kind, grant, tx, kicked, retired: retired.clone() };
+        let subscriber =
+            Subscriber { id, kind, grant, tx, kicked, retired: retired.clone(), events };
         self.write().entry(channel).or_default().push(subscriber);
         retired
     }
@@ -179,15 +231,53 @@ impl Broker {
 
     /// Delivers `message` to every subscriber of its channel but its publisher, and offers
     /// it to every listener, without waiting. Returns how many subscribers it was queued for.
+    ///
+    /// A publication on a channel with history gets its position there first, once,
+    /// whichever door it came through; a join or leave reaches only subscribers that take
+    /// events, and no trigger.
     pub fn publish(&self, message: Message) -> usize {
+        if message.event != Event::Publication {
+            return self.fan_out(Arc::new(message));
+        }
         self.stats.published.inc();
+        match self.history_options(&message.channel) {
+            Some(options) => {
+                let mut delivered = 0;
+                self.history.append(message, &options, &mut |m| delivered = self.fan_out(m));
+                delivered
+            }
+            None => self.fan_out(Arc::new(message)),
+        }
+    }
+
+    /// Attaches `channel` to the queue of subscriber `who` with `attach` where no
+    /// publication can slip between it and the channel's history position, and says what
+    /// was missed after `since`; None when the channel keeps no history.
+    pub(crate) fn attach_at_position(
+        &self,
+        channel: &ChannelName,
+        since: Option<&StreamPosition>,
+        attach: &mut dyn FnMut(),
+    ) -> Option<Recovery> {
+        match self.history_options(channel) {
+            Some(options) => Some(self.history.subscribe(channel, &options, since, attach)),
+            None => {
+                attach();
+                None
+            }
+        }
+    }
+
+    fn fan_out(&self, message: Arc<Message>) -> usize {
         let sender = match message.origin {
             Origin::Subscriber(id) => Some(id),
             Origin::Function { .. } => None,
         };
-        let message = Arc::new(message);
-        for listener in self.listeners.load().iter() {
-            listener.offer(&message);
+        let events_only = message.event != Event::Publication;
+        if !events_only {
+            for listener in self.listeners.load().iter() {
+                listener.offer(&message);
+            }
         }
         let mut delivered = 0;
         let mut slow = Vec::new();
@@ -196,7 +286,7 @@ impl Broker {
             let Some(subscribers) = topics.get(&message.channel) else {
                 return 0;
             };
-            for s in subscribers.iter().filter(|s| Some(s.id) != sender) {
+            for s in subscribers.iter().filter(|s| Some(s.id) != sender && (s.events || !events_only)) {
                 match s.tx.try_send(message.clone()) {
                     Ok(()) => delivered += 1,
                     Err(TrySendError::Full(_)) => slow.push(s.id),

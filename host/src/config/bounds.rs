@@ -78,6 +78,7 @@ const MIN_TICK: Duration = Duration::from_millis(10);
 /// Every value of `settings` out of its range, located in `text` (the file's contents).
 pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagnostic> {
     let (http, ws, pubsub) = (&settings.http, &settings.websocket, &settings.pubsub);
+    let cf = &settings.centrifuge;
     let values = [
         Bounded::bytes(&["http", "max_body"], http.max_body, 1, GIB),
         Bounded::count(&["http", "max_connections"], http.max_connections, 1, MILLION),
@@ -134,6 +135,21 @@ pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagn
             1,
             100_000,
         ),
+        Bounded::millis(&["centrifuge", "ping_interval"], cf.ping_interval, MIN_TICK),
+        Bounded::millis(&["centrifuge", "pong_timeout"], cf.pong_timeout, MIN_TICK),
+        Bounded::millis(&["centrifuge", "connect_timeout"], cf.connect_timeout, MIN_TICK),
+        Bounded::millis(
+            &["centrifuge", "expired_close_delay"],
+            cf.expired_close_delay,
+            Duration::ZERO,
+        ),
+        Bounded::count(
+            &["centrifuge", "max_channels_per_connection"],
+            cf.max_channels_per_connection,
+            1,
+            100_000,
+        ),
+        Bounded::count(&["history", "max_channels"], settings.history.max_channels, 1, MILLION),
     ];
     let mut problems: Vec<Diagnostic> = values
         .iter()

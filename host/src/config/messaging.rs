@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 use serde::Deserialize;
 
-use super::{diagnostic::Diagnostic, yaml};
+use super::{
+    channel_options::{ChannelOptions, HistoryFile, OptionsFile, Who},
+    diagnostic::Diagnostic,
+    yaml,
+};
 use crate::channel_name::ChannelName;
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +30,18 @@ struct MessagingFile {
     channel: ChannelFile,
     #[serde(default)]
     bridges: BridgesFile,
+    #[serde(default)]
+    subscribe: Who,
+    #[serde(default)]
+    publish: Who,
+    #[serde(default)]
+    presence: bool,
+    #[serde(default)]
+    join_leave: bool,
+    #[serde(default)]
+    history: Option<HistoryFile>,
+    #[serde(default)]
+    recovery: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +81,17 @@ pub enum Anonymous {
     Subscribe,
     /// Subscribe and publish.
     Publish,
+}
+
+impl Anonymous {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anonymous::None => "none",
+            Anonymous::Subscribe => "subscribe",
+            Anonymous::Publish => "publish",
+        }
+    }
 }
 
 /// The first segment of the channels that belong to one connection (`priv/<connection id>`):
@@ -116,6 +143,8 @@ pub struct MessagingSpec {
     /// None when not set: nothing on the realtime endpoint, anything on the raw bridge (as
     /// before tokens existed).
     pub anonymous: Option<Anonymous>,
+    /// Who may subscribe and publish; presence, join/leave, history and recovery.
+    pub options: ChannelOptions,
 }
 
 /// Reads one messaging file; `text` is its contents.
@@ -126,6 +155,15 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
         let at = yaml::locate(text, &["channel", "match"]);
         vec![Diagnostic::field(file, at, "channel.match", message)]
     };
+    let options = OptionsFile {
+        subscribe: raw.subscribe,
+        publish: raw.publish,
+        presence: raw.presence,
+        join_leave: raw.join_leave,
+        history: raw.history,
+        recovery: raw.recovery,
+    }
+    .validate(file, text)?;
     let pattern = raw.channel.pattern.trim();
     let matcher = if raw.channel.regex {
         // The user's pattern alone first, so an error points into what they wrote.
@@ -157,6 +195,7 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
         pattern: pattern.to_string(),
         websocket: raw.bridges.websocket.enable,
         anonymous: raw.bridges.websocket.anonymous,
+        options,
     })
 }
 

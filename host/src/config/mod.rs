@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod bounds;
+pub mod channel_options;
 pub mod diagnostic;
 pub mod function;
 pub mod lint;

@@ -37,6 +37,58 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     /// Where the secret that signs and checks access tokens comes from.
     pub auth: AuthSettings,
+    /// The Centrifugo client protocol endpoint (`/connection/websocket`).
+    pub centrifuge: CentrifugeSettings,
+    /// Channel history kept in memory.
+    pub history: HistorySettings,
+}
+
+/// The Centrifugo client protocol endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CentrifugeSettings {
+    /// Whether a client may connect without a token (as user ""). Default false.
+    pub allow_anonymous: bool,
+    /// How often the server pings each connection. Default 25s.
+    pub ping_interval: HumanDuration,
+    /// How long a pong may take after a ping before the connection is dropped. Default 8s.
+    pub pong_timeout: HumanDuration,
+    /// How long a new connection may take to send its connect command. Default 10s.
+    pub connect_timeout: HumanDuration,
+    /// How long past its token's expiry a connection or subscription that did not refresh
+    /// is kept. Default 25s.
+    pub expired_close_delay: HumanDuration,
+    /// Most channels one connection may be subscribed to. Default 128.
+    pub max_channels_per_connection: usize,
+}
+
+impl Default for CentrifugeSettings {
+    fn default() -> Self {
+        let secs = |s| HumanDuration(Duration::from_secs(s));
+        Self {
+            allow_anonymous: false,
+            ping_interval: secs(25),
+            pong_timeout: secs(8),
+            connect_timeout: secs(10),
+            expired_close_delay: secs(25),
+            max_channels_per_connection: 128,
+        }
+    }
+}
+
+/// Channel history in memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySettings {
+    /// Most channels with a history stream at once; past it, the stream idle longest is
+    /// dropped (its subscribers cannot recover across it). Default 10000.
+    pub max_channels: usize,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self { max_channels: 10_000 }
+    }
 }
 
 /// The realtime-pubsub endpoint.
@@ -189,6 +241,8 @@ impl Default for Settings {
             pubsub: PubsubSettings::default(),
             admin: AdminSettings::default(),
             realtime: RealtimeSettings::default(),
+            centrifuge: CentrifugeSettings::default(),
+            history: HistorySettings::default(),
             auth: AuthSettings::default(),
         }
     }

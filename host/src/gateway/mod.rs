@@ -144,12 +144,15 @@ impl Gateway {
             );
             return error(StatusCode::FORBIDDEN, &msg);
         }
-        let read_only = match auth::raw_bridge_access(spec) {
+        let read_only = match auth::raw_bridge_access(spec, &name) {
             Anonymous::None => {
                 let msg = format!(
-                    "channel `{name}` needs an access token (messaging config `{}` sets anonymous: none) and this bridge takes none: connect to {} with a token",
+                    "channel `{name}` needs an access token (messaging config `{}`: subscribe: {}, anonymous: {}) and this bridge takes none: connect to {} or {} with a token",
                     spec.name,
-                    realtime::PATH
+                    spec.options.subscribe.as_str(),
+                    spec.anonymous.map_or("unset", |a| a.as_str()),
+                    realtime::PATH,
+                    "/connection/websocket",
                 );
                 return error(StatusCode::FORBIDDEN, &msg);
             }

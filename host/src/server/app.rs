@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     auth::{self, Action, TokenAuthority},
-    broker::{Broker, BrokerStats},
+    broker::{Broker, BrokerStats, MemoryHistory},
     config::{Diagnostic, Diagnostics, Project, Settings, bounds, messaging::Anonymous},
     gateway::Gateway,
     metrics::{Metrics, ReloadLabels},
@@ -77,7 +77,8 @@ impl App {
             slow_consumers_dropped: metrics.slow_consumers.clone(),
             retired: metrics.sessions_retired.clone(),
         };
-        let broker = Broker::with_stats(settings.pubsub.subscriber_queue, stats);
+        let history = MemoryHistory::new(settings.history.max_channels);
+        let broker = Broker::with_history(settings.pubsub.subscriber_queue, stats, history);
         // The pool's memory ceiling is the largest a function may ever ask for, so that a
         // reload may raise a function's `execution.memory`; each call is still capped at
         // its own. The ceiling costs address space only, and every slot reserves 4 GiB
@@ -97,6 +98,7 @@ impl App {
             HostParts { runtime: &runtime, broker: &broker, metrics: &metrics, tokens: &tokens };
         let generation = Generation::build(1, project, inventory, &host)?;
         let rules = generation.rules.clone();
+        broker.set_rules(rules.clone());
         let gateway = Gateway::new(
             broker.clone(),
             rules,
@@ -184,14 +186,15 @@ impl App {
             next.start_triggers(&self.runtime, &self.settings, &self.shutdown, &self.trigger_tasks);
         self.current.store(next.clone());
         self.gateway.set_rules(next.rules.clone());
+        self.broker.set_rules(next.rules.clone());
         self.broker.set_listeners(listeners);
         next.adopt_backlog(&current);
         let sessions_closed = self.broker.retire(|channel, grant| {
             next.rules.resolve(channel).is_some_and(|spec| {
                 spec.websocket
                     && match grant {
-                        Some(grant) => auth::may(grant, spec, Action::Subscribe, channel),
-                        None => auth::raw_bridge_access(spec) != Anonymous::None,
+                        Some(grant) => auth::may(grant, spec, Action::Subscribe, channel, true),
+                        None => auth::raw_bridge_access(spec, channel) != Anonymous::None,
                     }
             })
         });

@@ -187,6 +187,7 @@ fn outgoing(d: &MessageData) -> Result<Outgoing, String> {
         client_id: id.as_deref().map(Into::into),
         connection: None,
         json,
+        publisher: None,
     };
     Ok(Outgoing { id, payload, envelope })
 }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::frames::{self, Command, Outgoing, Refusal};
 use crate::{
     auth::{self, Action, Grant},
-    broker::{Attachment, Broker, Envelope, Inbox, Message, Origin, Payload, SubscriberKind},
+    broker::{Attachment, Broker, ClientInfo, Envelope, Inbox, Message, Origin, Payload, SubscriberKind},
     channel_name::ChannelName,
     config::{
         messaging::{ChannelRules, PRIVATE_SEGMENT},
@@ -70,6 +70,8 @@ struct Session<'a> {
     /// Whether its coming and going is announced on the inbound topic: only for connections
     /// that may publish there, so anonymous clients cannot flood the backend with presence.
     announced: bool,
+    /// Who its publications come from, for functions (`publisher()`).
+    publisher: Arc<ClientInfo>,
 }
 
 /// Subscribes and unsubscribes one connection may make per second (and in a burst).
@@ -95,6 +97,12 @@ pub async fn run<S>(
         heard: Default::default(),
         changes,
         announced: false,
+        publisher: Arc::new(ClientInfo {
+            user: peer.grant.user.clone().unwrap_or_else(|| Arc::from("")),
+            client: peer.id.clone(),
+            conn_info: peer.grant.info.clone(),
+            chan_info: None,
+        }),
     };
     session.announced = session.check(&ctx.realtime.inbound_topic, Action::Publish).is_ok();
     let welcome = serde_json::json!({
@@ -271,6 +279,7 @@ impl Session<'_> {
             }
         }
         envelope.connection = Some(self.peer.id.clone());
+        envelope.publisher = Some(self.publisher.clone());
         let message = Message::new(name, payload, Origin::Subscriber(self.inbox.id));
         self.ctx.broker.publish(message.with_envelope(envelope));
         Ok(id.map(|id| frames::frame("priv/acks", "ack", serde_json::json!({ "data": id }))))
@@ -303,11 +312,16 @@ impl Session<'_> {
                 format!("no messaging config with the WebSocket bridge matches `{topic}`"),
             )
         })?;
-        if !auth::may(&self.peer.grant, spec, action, &name) {
+        if !auth::may(&self.peer.grant, spec, action, &name, self.topics.contains_key(&name)) {
             let verb = if action == Action::Subscribe { "subscribe to" } else { "publish to" };
             let why = format!(
-                "your token does not allow you to {verb} `{topic}` (messaging config `{}`)",
-                spec.name
+                "you may not {verb} `{topic}` (messaging config `{}`: {} {})",
+                spec.name,
+                if action == Action::Subscribe { "subscribe:" } else { "publish:" },
+                match action {
+                    Action::Subscribe => spec.options.subscribe.as_str(),
+                    Action::Publish => spec.options.publish.as_str(),
+                }
             );
             return Err(("forbidden", why));
         }
@@ -347,6 +361,7 @@ impl Session<'_> {
             client_id: None,
             connection: Some(self.peer.id.clone()),
             json: true,
+            publisher: Some(self.publisher.clone()),
         };
         let message = Message::new(
             inbound,
