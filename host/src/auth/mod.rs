@@ -187,7 +187,9 @@ mod tests {
     #[test]
     fn config_rules_come_before_anonymous_access_and_grants() {
         let parse = |rules: &str| {
-            let text = format!("channel: {{ match: c }}\nbridges: {{ websocket: {{ enable: true }} }}\n{rules}");
+            let text = format!(
+                "channel: {{ match: c }}\nbridges: {{ websocket: {{ enable: true }} }}\n{rules}"
+            );
             crate::config::messaging::parse(std::path::Path::new("m/c.yaml"), &text).unwrap()
         };
         let open = Grant::anonymous(Anonymous::Publish);

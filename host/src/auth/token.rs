@@ -264,14 +264,17 @@ fn grant_of(claims: Claims) -> Result<Grant, TokenError> {
     };
     if claims.channels.len() > MAX_PATTERNS {
         let n = claims.channels.len();
-        return Err(TokenError::BadClaims(format!("`channels` lists {n} (at most {MAX_PATTERNS})")));
+        return Err(TokenError::BadClaims(format!(
+            "`channels` lists {n} (at most {MAX_PATTERNS})"
+        )));
     }
     let channels = claims
         .channels
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            ChannelName::parse(c).map_err(|e| TokenError::BadClaims(format!("`channels[{i}]`: {e}")))
+            ChannelName::parse(c)
+                .map_err(|e| TokenError::BadClaims(format!("`channels[{i}]`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Grant {

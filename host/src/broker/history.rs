@@ -268,7 +268,11 @@ mod tests {
     }
 
     fn append(history: &MemoryHistory, text: &str) -> u64 {
-        let message = Message::new(channel(), Payload::text(text), Origin::Subscriber(super::super::SubscriberId(9)));
+        let message = Message::new(
+            channel(),
+            Payload::text(text),
+            Origin::Subscriber(super::super::SubscriberId(9)),
+        );
         let mut offset = 0;
         history.append(message, &OPTIONS, &mut |m| offset = Stream::offset_of(&m));
         offset
@@ -289,7 +293,8 @@ mod tests {
     fn recovery_needs_the_same_epoch_and_nothing_forgotten() {
         let history = MemoryHistory::new(10);
         append(&history, "a");
-        let epoch = history.read(&channel(), &OPTIONS, &HistoryQuery::default()).unwrap().position.epoch;
+        let epoch =
+            history.read(&channel(), &OPTIONS, &HistoryQuery::default()).unwrap().position.epoch;
         for t in ["b", "c"] {
             append(&history, t);
         }

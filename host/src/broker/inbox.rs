@@ -63,7 +63,12 @@ impl Inbox {
         (attachment, recovery)
     }
 
-    fn attach_taking(&self, channel: ChannelName, kind: SubscriberKind, events: bool) -> Attachment {
+    fn attach_taking(
+        &self,
+        channel: ChannelName,
+        kind: SubscriberKind,
+        events: bool,
+    ) -> Attachment {
         let (tx, kicked) = (self.tx.clone(), self.kicked.clone());
         let who = (kind, self.id, self.grant.clone(), events);
         let retired = self.broker.add(channel.clone(), who, tx, kicked);

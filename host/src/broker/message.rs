@@ -198,7 +198,8 @@ impl Message {
 
     /// A join or leave `event` on `channel`.
     pub fn event(channel: ChannelName, event: Event) -> Self {
-        let mut message = Self::new(channel, Payload::binary(Bytes::new()), Origin::Subscriber(SubscriberId(0)));
+        let mut message =
+            Self::new(channel, Payload::binary(Bytes::new()), Origin::Subscriber(SubscriberId(0)));
         message.event = event;
         message
     }

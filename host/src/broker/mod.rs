@@ -286,7 +286,9 @@ impl Broker {
             let Some(subscribers) = topics.get(&message.channel) else {
                 return 0;
             };
-            for s in subscribers.iter().filter(|s| Some(s.id) != sender && (s.events || !events_only)) {
+            for s in
+                subscribers.iter().filter(|s| Some(s.id) != sender && (s.events || !events_only))
+            {
                 match s.tx.try_send(message.clone()) {
                     Ok(()) => delivered += 1,
                     Err(TrySendError::Full(_)) => slow.push(s.id),

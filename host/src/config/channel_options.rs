@@ -98,7 +98,12 @@ impl OptionsFile {
     pub fn validate(self, file: &Path, text: &str) -> Result<ChannelOptions, Vec<Diagnostic>> {
         let mut problems = Vec::new();
         let mut problem = |path: &[&str], message: String| {
-            problems.push(Diagnostic::field(file, yaml::locate(text, path), path.join("."), message));
+            problems.push(Diagnostic::field(
+                file,
+                yaml::locate(text, path),
+                path.join("."),
+                message,
+            ));
         };
         if self.subscribe == Who::Subscribers {
             problem(

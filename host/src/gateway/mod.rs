@@ -5,6 +5,7 @@
 //! no messaging config matches it, 403 when that config does not enable the bridge, 426 for
 //! a request that is not a WebSocket handshake. The raw session itself is in [`session`].
 
+pub mod centrifuge;
 pub mod close_code;
 pub mod origin;
 pub mod rate_limit;
@@ -34,7 +35,7 @@ use crate::{
     config::{
         Settings,
         messaging::{Anonymous, ChannelRules},
-        settings::{RealtimeSettings, WebSocketSettings},
+        settings::{CentrifugeSettings, RealtimeSettings, WebSocketSettings},
     },
     ip_slots::{IpSlot, IpSlots},
     metrics::{Metrics, ProtocolLabel},
@@ -72,6 +73,10 @@ pub struct Gateway {
     raw_count: (Gauge, Counter),
     /// Realtime clients connected now, accepted since start.
     realtime_count: (Gauge, Counter),
+    /// The client protocol endpoint's settings.
+    centrifuge: CentrifugeSettings,
+    /// Client-protocol clients connected now, accepted since start.
+    centrifuge_count: (Gauge, Counter),
 }
 
 /// What a client admitted to upgrade holds: its `Sec-WebSocket-Accept` and its places in
@@ -112,6 +117,8 @@ impl Gateway {
             realtime: settings.realtime.clone(),
             raw_count: count("raw"),
             realtime_count: count("realtime"),
+            centrifuge: settings.centrifuge.clone(),
+            centrifuge_count: count("centrifuge"),
         }
     }
 
@@ -152,7 +159,7 @@ impl Gateway {
                     spec.options.subscribe.as_str(),
                     spec.anonymous.map_or("unset", |a| a.as_str()),
                     realtime::PATH,
-                    "/connection/websocket",
+                    centrifuge::PATH,
                 );
                 return error(StatusCode::FORBIDDEN, &msg);
             }

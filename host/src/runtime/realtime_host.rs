@@ -81,7 +81,9 @@ impl Host for InvocationState {
                 .collect::<Result<Vec<_>, _>>()
         };
         let grant = match (patterns(subscribe, "subscribe"), patterns(publish, "publish")) {
-            (Ok(subscribe), Ok(publish)) => Grant { user: user.map(Arc::from), subscribe, publish, ..Grant::default() },
+            (Ok(subscribe), Ok(publish)) => {
+                Grant { user: user.map(Arc::from), subscribe, publish, ..Grant::default() }
+            }
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
         let token = match self.pubsub.shared.tokens.mint(&grant, ttl) {

@@ -65,6 +65,9 @@ async fn answer(
     if req.uri().path().starts_with(gateway::PATH_PREFIX) {
         return (app.gateway.handle(req, host.as_ref(), peer), None);
     }
+    if req.uri().path() == gateway::centrifuge::PATH {
+        return (app.gateway.handle_centrifuge(req, host.as_ref(), peer), None);
+    }
     if req.uri().path() == gateway::realtime::PATH {
         return (app.gateway.handle_realtime(req, host.as_ref(), peer), None);
     }

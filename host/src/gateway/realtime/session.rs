@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::frames::{self, Command, Outgoing, Refusal};
 use crate::{
     auth::{self, Action, Grant},
-    broker::{Attachment, Broker, ClientInfo, Envelope, Inbox, Message, Origin, Payload, SubscriberKind},
+    broker::{
+        Attachment, Broker, ClientInfo, Envelope, Inbox, Message, Origin, Payload, SubscriberKind,
+    },
     channel_name::ChannelName,
     config::{
         messaging::{ChannelRules, PRIVATE_SEGMENT},

@@ -1,0 +1,356 @@
+//! One client-protocol connection: one task, one queue for all its channels, one `select!`
+//! loop over the socket, the queue, the timers (connect, ping, pong, token expiry) and
+//! shutdown. What each command does is in [`super::commands`].
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    time::Instant,
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{Message as Frame, protocol::frame::coding::CloseCode},
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    codec::Format,
+    disconnect::{self, Disconnect},
+    proto,
+};
+use crate::{
+    auth::{Grant, TokenAuthority},
+    broker::{Attachment, Broker, ClientInfo, Event, Inbox, Message},
+    channel_name::ChannelName,
+    config::{
+        messaging::ChannelRules,
+        settings::{CentrifugeSettings, WebSocketSettings},
+    },
+    gateway::{
+        rate_limit::TokenBucket,
+        session::MAX_BATCH,
+        socket::{self, FrameLimits, close_for, data_size},
+    },
+};
+
+/// What a session needs from the host.
+pub struct Context {
+    /// Where publications go and subscriptions are made.
+    pub broker: Arc<Broker>,
+    /// The serving generation's channel rules (a reload swaps them).
+    pub rules: Arc<ArcSwap<ChannelRules>>,
+    /// WebSocket limits.
+    pub websocket: WebSocketSettings,
+    /// The endpoint's settings.
+    pub settings: CentrifugeSettings,
+    /// Checks connection and subscription tokens.
+    pub tokens: Arc<TokenAuthority>,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Subscribes and unsubscribes one connection may make per second (and in a burst).
+pub(super) const SUBSCRIPTION_CHANGES_PER_SECOND: u32 = 100;
+
+/// A connected client: who it is, and its queue.
+pub(super) struct Connected {
+    /// What its token grants.
+    pub grant: Arc<Grant>,
+    /// Who it is to others (no channel info).
+    pub info: Arc<ClientInfo>,
+    /// Its queue, on every channel it is subscribed to.
+    pub inbox: Inbox,
+}
+
+/// One channel the client is subscribed to.
+pub(super) struct Subscription {
+    /// Its place in the broker (dropping it unsubscribes).
+    pub attachment: Attachment,
+    /// Who the client is on this channel (with its subscription token's info).
+    pub info: Arc<ClientInfo>,
+    /// Whether the channel keeps presence, and sends joins and leaves.
+    pub presence: bool,
+    pub join_leave: bool,
+    /// Its subscription token's expiry, seconds since the Unix epoch.
+    pub expires_at: Option<u64>,
+}
+
+/// A connection's state.
+pub(super) struct Session<'a> {
+    pub ctx: &'a Context,
+    pub format: Format,
+    /// Its client id.
+    pub client: Arc<str>,
+    /// Set by a successful connect.
+    pub connected: Option<Connected>,
+    pub subscriptions: HashMap<ChannelName, Subscription>,
+    pub changes: TokenBucket,
+    /// When the server's last ping must be answered by.
+    pong_due: Option<Instant>,
+}
+
+/// Runs the session until the client leaves, breaks a rule, or the host shuts down.
+pub async fn run<S>(ws: WebSocketStream<S>, ctx: &Context, format: Format, client: Arc<str>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    let changes = TokenBucket::new(SUBSCRIPTION_CHANGES_PER_SECOND, std::time::Instant::now());
+    let mut session = Session {
+        ctx,
+        format,
+        client,
+        connected: None,
+        subscriptions: HashMap::new(),
+        changes,
+        pong_due: None,
+    };
+    let write_timeout = ctx.websocket.write_timeout.0;
+    let mut limits = FrameLimits::new(&ctx.websocket);
+    let started = Instant::now();
+    let mut next_ping = started + ctx.settings.ping_interval.0;
+    let close = loop {
+        let deadline = session.deadline(started, next_ping);
+        let kicked = session.connected.as_ref().map(|c| c.inbox.kick_signal()).unwrap_or_default();
+        tokio::select! {
+            biased;
+            () = ctx.shutdown.cancelled() => break Some(disconnect::SHUTDOWN),
+            () = kicked.cancelled() => break Some(disconnect::SLOW),
+            frame = stream.next() => {
+                let frame = match frame {
+                    None => break None,
+                    Some(Err(e)) => break close_for(&e).map(|(code, reason)| Disconnect { code: code.into(), reason }),
+                    Some(Ok(frame)) => frame,
+                };
+                if let Err((code, reason)) = data_size(&frame).map_or(Ok(()), |size| limits.take(size)) {
+                    break Some(Disconnect { code: code.into(), reason });
+                }
+                let (bytes, text) = match frame {
+                    Frame::Text(text) => (Bytes::from(text), true),
+                    Frame::Binary(bytes) => (bytes, false),
+                    Frame::Close(_) => break None, // tungstenite answers the close
+                    _ => continue, // ping (answered by tungstenite), pong, raw frame
+                };
+                let replies = match session.handle_frame(bytes, text) {
+                    Ok(replies) => replies,
+                    Err(d) => break Some(d),
+                };
+                if !replies.is_empty() {
+                    let frame = session.frame(format.join(&replies));
+                    if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                        break None;
+                    }
+                }
+            }
+            message = session.next_message() => {
+                let Some(message) = message else { break Some(disconnect::SLOW) };
+                let mut pushes = Vec::new();
+                session.push_of(&message, &mut pushes);
+                while pushes.len() < MAX_BATCH {
+                    let Some(next) = session.connected.as_mut().and_then(|c| c.inbox.try_recv()) else { break };
+                    session.push_of(&next, &mut pushes);
+                }
+                if pushes.is_empty() {
+                    continue;
+                }
+                let frame = session.frame(format.join(&pushes));
+                if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                    tracing::debug!(client = %session.client, "write failed or timed out: dropping the client");
+                    break None;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                match session.tick(now, started, &mut next_ping) {
+                    Err(d) => break Some(d),
+                    Ok(replies) if replies.is_empty() => {}
+                    Ok(replies) => {
+                        let frame = session.frame(format.join(&replies));
+                        if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                            break None;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    session.leave_all();
+    if let Some(d) = close {
+        tracing::debug!(client = %session.client, code = d.code, reason = d.reason, "closing client-protocol connection");
+        socket::close(&mut sink, &mut stream, (CloseCode::from(d.code), d.reason)).await;
+    }
+}
+
+impl Session<'_> {
+    /// The commands of one frame, carried out in order; the replies to send back.
+    fn handle_frame(&mut self, bytes: Bytes, text: bool) -> Result<Vec<Bytes>, Disconnect> {
+        let commands = self.format.decode(bytes, text).map_err(|e| {
+            tracing::debug!(client = %self.client, error = %e, "bad frame");
+            disconnect::BAD_REQUEST
+        })?;
+        let mut replies = Vec::new();
+        for command in commands {
+            if let Some(reply) = self.handle(command)? {
+                replies.push(self.format.encode(&reply));
+            }
+        }
+        Ok(replies)
+    }
+
+    /// The next message of the connection's queue (never, before it connects).
+    async fn next_message(&mut self) -> Option<Arc<Message>> {
+        match &mut self.connected {
+            Some(connected) => connected.inbox.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Adds the push of `message` to `pushes`, unless the client left its channel since.
+    fn push_of(&mut self, message: &Message, pushes: &mut Vec<Bytes>) {
+        if self.subscriptions.contains_key(&message.channel) {
+            pushes.push(self.format.push(message));
+        }
+    }
+
+    fn frame(&self, bytes: Bytes) -> Frame {
+        match self.format {
+            // JSON replies are UTF-8: serde_json wrote them, or they joined such with `\n`.
+            Format::Json => match tokio_tungstenite::tungstenite::Utf8Bytes::try_from(bytes) {
+                Ok(text) => Frame::Text(text),
+                Err(_) => Frame::Text("{}".into()),
+            },
+            Format::Protobuf => Frame::Binary(bytes),
+        }
+    }
+
+    /// When the loop must next wake for a timer.
+    fn deadline(&self, started: Instant, next_ping: Instant) -> Instant {
+        let mut deadline = next_ping;
+        if self.connected.is_none() {
+            deadline = deadline.min(started + self.ctx.settings.connect_timeout.0);
+        }
+        if let Some(due) = self.pong_due {
+            deadline = deadline.min(due);
+        }
+        let expiries = self.connected.iter().filter_map(|c| c.grant.expires_at);
+        let sub_expiries = self.subscriptions.values().filter_map(|s| s.expires_at);
+        if let Some(first) = expiries.chain(sub_expiries).min() {
+            deadline = deadline.min(self.instant_of(first));
+        }
+        deadline
+    }
+
+    /// The instant `expires_at` (Unix seconds) plus the grace delay falls on.
+    fn instant_of(&self, expires_at: u64) -> Instant {
+        let left = expires_at.saturating_sub(unix_now());
+        Instant::now()
+            + Duration::from_secs(left)
+            + self.ctx.settings.expired_close_delay.0
+            + Duration::from_millis(1)
+    }
+
+    /// Whatever timers fell due at `now`: a stale or silent or expired connection is
+    /// closed; a ping is sent; an expired subscription is ended with a push.
+    fn tick(
+        &mut self,
+        now: Instant,
+        started: Instant,
+        next_ping: &mut Instant,
+    ) -> Result<Vec<Bytes>, Disconnect> {
+        if self.connected.is_none() && now >= started + self.ctx.settings.connect_timeout.0 {
+            return Err(disconnect::STALE);
+        }
+        if self.pong_due.is_some_and(|due| now >= due) {
+            return Err(disconnect::NO_PONG);
+        }
+        let grace = self.ctx.settings.expired_close_delay.0.as_secs();
+        let past = |at: u64| unix_now() > at.saturating_add(grace);
+        if self.connected.as_ref().and_then(|c| c.grant.expires_at).is_some_and(past) {
+            return Err(disconnect::EXPIRED);
+        }
+        let mut replies = Vec::new();
+        let expired: Vec<ChannelName> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.expires_at.is_some_and(past))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in expired {
+            replies.push(self.end_subscription(&name, 2501, "subscription expired"));
+        }
+        replies.extend(self.retired_pushes());
+        if now >= *next_ping {
+            *next_ping = now + self.ctx.settings.ping_interval.0;
+            if self.connected.is_some() {
+                // A ping is an empty reply; the client answers with an empty command.
+                self.pong_due.get_or_insert(now + self.ctx.settings.pong_timeout.0);
+                replies.push(self.format.encode(&proto::Reply::default()));
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Unsubscribe pushes for channels a reload removed (their attachments were retired).
+    pub(super) fn retired_pushes(&mut self) -> Vec<Bytes> {
+        let retired: Vec<ChannelName> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.attachment.is_retired())
+            .map(|(name, _)| name.clone())
+            .collect();
+        retired
+            .iter()
+            .map(|name| self.end_subscription(name, 2000, "channel no longer configured"))
+            .collect()
+    }
+
+    /// Notes the client's pong.
+    pub(super) fn ponged(&mut self) {
+        self.pong_due = None;
+    }
+
+    /// Ends the subscription to `name` from the server's side: the unsubscribe push.
+    fn end_subscription(&mut self, name: &ChannelName, code: u32, reason: &str) -> Bytes {
+        self.leave(name);
+        let push = proto::Push {
+            channel: name.as_str().to_owned(),
+            unsubscribe: Some(proto::UnsubscribePush { code, reason: reason.to_owned() }),
+            ..Default::default()
+        };
+        self.format.encode(&proto::Reply { push: Some(push), ..Default::default() })
+    }
+
+    /// Leaves `name`: unsubscribes, and tells presence and the channel's subscribers.
+    pub(super) fn leave(&mut self, name: &ChannelName) -> bool {
+        let Some(sub) = self.subscriptions.remove(name) else { return false };
+        drop(sub.attachment);
+        if sub.presence {
+            self.ctx.broker.presence.remove(name, &sub.info.client);
+        }
+        if sub.join_leave {
+            self.ctx.broker.publish(Message::event(name.clone(), Event::Leave(sub.info)));
+        }
+        true
+    }
+
+    /// Leaves every channel (the connection is ending).
+    fn leave_all(&mut self) {
+        let names: Vec<ChannelName> = self.subscriptions.keys().cloned().collect();
+        for name in names {
+            self.leave(&name);
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
