@@ -154,3 +154,20 @@ impl Message {
         self.published_at_ms
     }
 }
+
+/// Who published a message: its connection and, when its token named one, its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// The publishing connection's id (a Centrifugo-protocol client id, a realtime
+    /// connection id).
+    pub client_id: String,
+    /// The `sub` of the connection's token; None when it connected without one.
+    pub user: Option<String>,
+}
+
+/// Who published the message being handled, when a client of the Centrifugo protocol or the
+/// realtime endpoint did (None in an HTTP function, and for messages from the raw bridge or
+/// from functions).
+pub fn publisher() -> Option<Publisher> {
+    wit::message_publisher().map(|p| Publisher { client_id: p.client_id, user: p.user })
+}

@@ -248,3 +248,51 @@ async fn by_default_16_invocations_run_at_once_and_1024_messages_wait() {
     let n: usize = next.strip_prefix("started ").and_then(|n| n.parse().ok()).expect(&next);
     assert!(n >= 16, "{next} ran twice");
 }
+
+/// A component built against `tern:function@0.1.0`, before 0.1.1 added
+/// `pubsub.message-publisher`, still loads and runs: the fixture is kept as built then.
+#[tokio::test]
+async fn a_function_built_against_wit_0_1_0_still_runs() {
+    let fixture = crate::harness::repo().join("tests/fixtures/compat/chat_bot-0.1.0.wasm");
+    let project = TestProject::new()
+        .messaging("room", "channel: { match: chat }\nbridges: { websocket: { enable: true } }\n")
+        .function(
+            "old_bot",
+            &format!(
+                "trigger: {{ type: pubsub, channel: room }}\nexecution: {{ timeout: 5s }}\nsource: {}\n",
+                fixture.display()
+            ),
+        );
+    let tern = Tern::serve(project.path());
+    let mut a = ws_connect(&format!("ws://{}/ws/channel/chat/lobby", tern.addr)).await;
+    a.send(Message::text("/rooms")).await.unwrap();
+    assert_eq!(ws_next_text(&mut a).await, "1 client connected to this room");
+}
+
+/// A pubsub-triggered function learns who published: the chat example's bot answers
+/// `/whoami` with the user of the Centrifugo-protocol client's token and its client id.
+#[tokio::test]
+async fn a_triggered_function_learns_who_published() {
+    use crate::realtime::{SECRET, now, serve, sign};
+    let tern = serve(&TestProject::from_example("chat"));
+    let mut ws = ws_connect(&format!("ws://{}/connection/websocket", tern.addr)).await;
+    let token = sign(SECRET, &serde_json::json!({ "sub": "ada", "exp": now() + 600 }));
+    let connect = serde_json::json!({ "id": 1, "connect": { "token": token } });
+    ws.send(Message::text(connect.to_string())).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&ws_next_text(&mut ws).await).unwrap();
+    let client = reply["connect"]["client"].as_str().expect("a client id").to_owned();
+    let subscribe = r#"{"id":2,"subscribe":{"channel":"chat/rooms/who"}}"#;
+    ws.send(Message::text(subscribe)).await.unwrap();
+    let publish = r#"{"id":3,"publish":{"channel":"chat/rooms/who","data":"/whoami"}}"#;
+    ws.send(Message::text(publish)).await.unwrap();
+    let want = format!("you are ada on connection {client}");
+    for _ in 0..10 {
+        for line in ws_next_text(&mut ws).await.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["push"]["pub"]["data"] == want.as_str() {
+                return;
+            }
+        }
+    }
+    panic!("no `{want}` from the bot:\n{}", tern.logs());
+}

@@ -1,6 +1,8 @@
 //! A chat bot triggered by every message in every chat room. It answers two commands in the
 //! room they were typed in: `/time` with the current UTC time in RFC 3339, and `/rooms`
-//! with how many clients are connected to the room.
+//! with how many clients are connected to the room, and `/whoami` with who published it
+//! (the user of the sender's token and its connection id, when a client of the Centrifugo
+//! protocol or the realtime endpoint sent it).
 
 use std::time::SystemTime;
 
@@ -13,6 +15,14 @@ fn on_message(msg: Message) {
             Ok(1) => "1 client connected to this room".to_string(),
             Ok(n) => format!("{n} clients connected to this room"),
             Err(e) => format!("cannot count the clients of this room: {e}"),
+        },
+        Some("/whoami") => match tern_sdk::pubsub::publisher() {
+            Some(p) => format!(
+                "you are {} on connection {}",
+                p.user.as_deref().unwrap_or("anonymous"),
+                p.client_id
+            ),
+            None => "I cannot tell who you are (raw WebSocket clients are anonymous)".to_string(),
         },
         _ => return,
     };

@@ -260,6 +260,27 @@ mod tests {
     }
 
     #[test]
+    fn channel_options_are_read_and_their_mistakes_located() {
+        let m = spec(
+            "channel: { match: c }\npublish: subscribers\npresence: true\n\
+             history: { size: 50, ttl: 2m }\nrecovery: true\n",
+        );
+        assert_eq!(m.options.publish, Who::Subscribers);
+        assert_eq!(m.options.history.map(|h| h.size), Some(50));
+        assert!(m.options.presence && m.options.recovery && !m.options.join_leave);
+        let text = "channel: { match: c }\nsubscribe: subscribers\nrecovery: true\n\
+                    history:\n  size: 0\n  ttl: 1h\n";
+        let errs = parse(Path::new("m/x.yaml"), text).unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_deref().unwrap_or("")).collect();
+        assert_eq!(fields, ["subscribe", "history.size"]);
+        assert_eq!(errs[1].location.map(|l| l.line), Some(5));
+        let errs = parse(Path::new("m/x.yaml"), "channel: { match: c }\nrecovery: true\n");
+        assert!(errs.unwrap_err()[0].message.contains("needs `history"));
+        let errs = parse(Path::new("m/x.yaml"), "channel: { match: c }\npublish: everyone\n");
+        assert!(errs.unwrap_err()[0].to_string().contains("publish"));
+    }
+
+    #[test]
     fn bad_prefix_is_rejected() {
         let errs = parse(Path::new("m/x.yaml"), "channel: { match: 'a//b' }\n").unwrap_err();
         assert!(errs[0].message.contains("empty segment"), "{}", errs[0]);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use super::{
-    bindings::pubsub::{Error, Host, HostChannel},
+    bindings::pubsub::{Error, Host, HostChannel, Publisher},
     state::InvocationState,
 };
 use crate::{
@@ -125,7 +125,14 @@ pub struct ChannelHandle {
     websocket: bool,
 }
 
-impl Host for InvocationState {}
+impl Host for InvocationState {
+    fn message_publisher(&mut self) -> wasmtime::Result<Option<Publisher>> {
+        Ok(self.pubsub.trigger.publisher.as_ref().map(|p| Publisher {
+            client_id: p.client.to_string(),
+            user: (!p.user.is_empty()).then(|| p.user.to_string()),
+        }))
+    }
+}
 
 impl HostChannel for InvocationState {
     fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<ChannelHandle>, Error>> {

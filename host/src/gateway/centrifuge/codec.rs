@@ -190,6 +190,11 @@ fn decode_json(bytes: &[u8]) -> Result<Vec<proto::Command>, FrameError> {
         if index >= MAX_COMMANDS_PER_FRAME {
             return Err(FrameError::TooMany);
         }
+        // serde would read a struct from a JSON array too: a command is an object.
+        if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            let why = "a command is a JSON object".to_owned();
+            return Err(FrameError::Undecodable { index, why });
+        }
         let command = serde_json::from_slice(line)
             .map_err(|e| FrameError::Undecodable { index, why: e.to_string() })?;
         commands.push(command);

@@ -308,6 +308,7 @@ mod tests {
             client_id: Some("m1".into()),
             connection: Some("c1".into()),
             json: false,
+            publisher: None,
         };
         let origin = Origin::Function { trail: Arc::from([]) };
         let chat = ChannelName::parse("chat").unwrap();
