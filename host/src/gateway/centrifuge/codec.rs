@@ -258,6 +258,18 @@ mod tests {
     }
 
     #[test]
+    fn server_side_subscriptions_keep_their_empty_results() {
+        let entry = proto::SubscribeEntry { key: "a".into(), value: Some(Default::default()) };
+        let result = proto::ConnectResult { subs: vec![entry], ..Default::default() };
+        let reply = proto::Reply { id: 1, connect: Some(result), ..Default::default() };
+        // Entry: key "a" (0a 01 61) and an empty value (12 00), which a map would omit.
+        let bytes = Format::Protobuf.encode(&reply);
+        assert!(bytes.windows(5).any(|w| w == [0x0a, 0x01, b'a', 0x12, 0x00]), "{bytes:02x?}");
+        let json = Format::Json.encode(&reply);
+        assert!(std::str::from_utf8(&json).unwrap().contains(r#""subs":{"a":{}}"#));
+    }
+
+    #[test]
     fn json_data_is_embedded_text_is_quoted_binary_is_base64() {
         let (data, b64) = Format::Json.data(&Payload::text("{\"a\":1}"), false);
         assert_eq!((&data[..], b64), (&b"{\"a\":1}"[..], false));

@@ -116,16 +116,17 @@ impl Session<'_> {
         self.connected = Some(Connected { grant: grant.clone(), info, inbox });
         // Server-side subscriptions: the token's `channels`, recovering where the client
         // says it was.
-        let mut subs = std::collections::HashMap::new();
+        let mut subs = Vec::new();
         for channel in &grant.channels {
             let asked = req.subs.get(channel.as_str());
             let recover = asked.filter(|s| s.recover);
             let since = recover
                 .map(|s| StreamPosition { offset: s.offset, epoch: s.epoch.as_str().into() });
             match self.attach(channel, since.as_ref(), None, None) {
-                Ok(result) => {
-                    subs.insert(channel.as_str().to_owned(), result);
-                }
+                Ok(result) => subs.push(proto::SubscribeEntry {
+                    key: channel.as_str().to_owned(),
+                    value: Some(result),
+                }),
                 Err(_) => tracing::warn!(
                     client = %self.client,
                     %channel,

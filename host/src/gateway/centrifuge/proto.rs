@@ -30,6 +30,38 @@ mod raw {
     }
 }
 
+/// `ConnectResult.subs` is a `map<string, SubscribeResult>`; prost's map encoding leaves out
+/// a value equal to its default (an empty result), which the SDKs read as null: entries are
+/// written by hand, value always present. JSON still sees a map.
+mod entries {
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeMap};
+
+    use super::{SubscribeEntry, SubscribeResult};
+
+    pub fn serialize<S: Serializer>(entries: &[SubscribeEntry], s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(entries.len()))?;
+        for entry in entries {
+            map.serialize_entry(&entry.key, &entry.value.clone().unwrap_or_default())?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SubscribeEntry>, D::Error> {
+        let map = std::collections::BTreeMap::<String, SubscribeResult>::deserialize(d)?;
+        Ok(map.into_iter().map(|(key, value)| SubscribeEntry { key, value: Some(value) }).collect())
+    }
+
+}
+
+/// One entry of `ConnectResult.subs`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubscribeEntry {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<SubscribeResult>,
+}
+
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
@@ -221,9 +253,9 @@ pub struct ConnectResult {
     #[prost(uint32, tag = "4")]
     #[serde(default, skip_serializing_if = "is_default")]
     pub ttl: u32,
-    #[prost(map = "string, message", tag = "6")]
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub subs: HashMap<String, SubscribeResult>,
+    #[prost(message, repeated, tag = "6")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "entries")]
+    pub subs: Vec<SubscribeEntry>,
     #[prost(uint32, tag = "7")]
     pub ping: u32,
     #[prost(bool, tag = "8")]
