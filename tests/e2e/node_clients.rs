@@ -1,6 +1,7 @@
-//! The npm client `realtime-pubsub-client`, unmodified, against the real binary: runs the
-//! Node test suite in `tests/node/` (Node's built-in test runner), which starts its own
-//! `tern serve examples/chat` with this build of tern.
+//! The npm clients `realtime-pubsub-client` and `centrifuge` (JSON and protobuf),
+//! unmodified, against the real binary: runs the Node test suite in `tests/node/` (Node's
+//! built-in test runner, one process), whose files start their own `tern serve` with this
+//! build of tern.
 
 use std::process::{Command, Stdio};
 
@@ -10,11 +11,12 @@ use crate::harness::{cache_dir, guests, kill_with_parent, repo};
 fn the_npm_realtime_client_passes_the_node_tests() {
     // examples/chat serves the example functions: make sure they are built.
     guests();
-    let client = repo().join("tools/node_modules/realtime-pubsub-client");
-    assert!(
-        client.is_dir(),
-        "the npm clients are not installed: run scripts/setup.sh (or `cd tools && npm install`)"
-    );
+    for package in ["realtime-pubsub-client", "centrifuge"] {
+        assert!(
+            repo().join("tools/node_modules").join(package).is_dir(),
+            "the npm client {package} is not installed: run scripts/setup.sh (or `cd tools && npm install`)"
+        );
+    }
     let mut command = Command::new("node");
     kill_with_parent(&mut command);
     let out = command
