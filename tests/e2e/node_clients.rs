@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use crate::harness::{cache_dir, guests, kill_with_parent, repo};
 
 #[test]
-fn the_npm_realtime_client_passes_the_node_tests() {
+fn the_npm_clients_pass_the_node_tests() {
     // examples/chat serves the example functions: make sure they are built.
     guests();
     for package in ["realtime-pubsub-client", "centrifuge"] {

@@ -9,8 +9,8 @@ use super::{diagnostic::Diagnostic, units::HumanDuration, yaml};
 
 /// Most publications a channel's history keeps.
 pub const MAX_HISTORY_SIZE: usize = 10_000;
-/// Longest a publication stays in a channel's history.
-pub const MAX_HISTORY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest a publication stays in a channel's history (as long as any tern duration).
+pub const MAX_HISTORY_TTL: Duration = HumanDuration::MAX;
 
 /// Who may do something on a channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -118,7 +118,7 @@ impl OptionsFile {
                 problem(&["history", "size"], message);
             }
             if h.ttl < Duration::from_secs(1) || h.ttl > MAX_HISTORY_TTL {
-                let message = format!("must be 1s to 30d, not {}", HumanDuration(h.ttl));
+                let message = format!("must be 1s to 24h, not {}", HumanDuration(h.ttl));
                 problem(&["history", "ttl"], message);
             }
         }
