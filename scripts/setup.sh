@@ -33,7 +33,7 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.
   exit 1
 fi
 
-log "installing the npm clients (wscat, realtime-pubsub-client, ws, jsonwebtoken) into tools/"
+log "installing the npm clients (wscat, realtime-pubsub-client, centrifuge, ws, jsonwebtoken) into tools/"
 (cd tools && npm install --no-audit --no-fund --loglevel=error)
 
 log "building the example functions (wasm32-wasip2)"

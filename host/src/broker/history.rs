@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -89,39 +92,70 @@ pub trait History: Send + Sync {
     ) -> Result<HistoryPage, HistoryError>;
 }
 
+/// Most publications one history reply or recovery carries.
+pub const MAX_REPLY_PUBLICATIONS: usize = 1000;
+/// Most payload bytes one history reply or recovery carries: a client asking for more
+/// gets fewer publications (history) or `recovered: false` (recovery).
+pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+
 /// History in this process's memory: lost on restart, so every stream's epoch is drawn
-/// afresh when the stream is created.
+/// afresh when the stream is created. Bounded by a number of streams and a byte budget
+/// for all payloads kept.
 pub struct MemoryHistory {
     streams: Mutex<HashMap<ChannelName, Arc<Mutex<Stream>>>>,
     max_channels: usize,
+    max_bytes: usize,
+    /// Payload bytes kept by every stream.
+    bytes: AtomicUsize,
 }
 
 struct Stream {
     epoch: Arc<str>,
     top: u64,
     kept: VecDeque<Arc<Message>>,
+    /// Payload bytes of `kept`.
+    bytes: usize,
     last_used_ms: u64,
+    /// Dropped from the map (too many streams, or the budget spent): whoever still holds it
+    /// looks the channel up again.
+    evicted: bool,
 }
 
 impl Stream {
     fn new() -> Self {
-        Self { epoch: new_epoch(), top: 0, kept: VecDeque::new(), last_used_ms: now_ms() }
+        Self {
+            epoch: new_epoch(),
+            top: 0,
+            kept: VecDeque::new(),
+            bytes: 0,
+            last_used_ms: now_ms(),
+            evicted: false,
+        }
+    }
+
+    /// Forgets the oldest publication kept; returns its payload size.
+    fn pop(&mut self) -> usize {
+        let size = self.kept.pop_front().map_or(0, |m| m.payload.len());
+        self.bytes -= size;
+        size
     }
 
     fn position(&self) -> StreamPosition {
         StreamPosition { offset: self.top, epoch: self.epoch.clone() }
     }
 
-    /// Forgets what is past its size or its time.
-    fn trim(&mut self, options: &HistoryOptions) {
+    /// Forgets what is past its size or its time; returns how many bytes that freed.
+    fn trim(&mut self, options: &HistoryOptions) -> usize {
         let now = now_ms();
         self.last_used_ms = now;
         let ttl = u64::try_from(options.ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut freed = 0;
         while self.kept.len() > options.size
             || self.kept.front().is_some_and(|m| m.published_at_ms.saturating_add(ttl) <= now)
         {
-            self.kept.pop_front();
+            freed += self.pop();
         }
+        freed
     }
 
     fn offset_of(message: &Message) -> u64 {
@@ -130,30 +164,55 @@ impl Stream {
 }
 
 impl MemoryHistory {
-    /// A history of at most `max_channels` streams.
-    pub fn new(max_channels: usize) -> Arc<Self> {
-        Arc::new(Self { streams: Mutex::new(HashMap::new()), max_channels: max_channels.max(1) })
+    /// A history of at most `max_channels` streams and `max_bytes` of payloads.
+    pub fn new(max_channels: usize, max_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            streams: Mutex::new(HashMap::new()),
+            max_channels: max_channels.max(1),
+            max_bytes,
+            bytes: AtomicUsize::new(0),
+        })
     }
 
-    /// The stream of `channel`, created when missing; when there are too many, the one
-    /// used least recently goes.
+    /// The stream of `channel`, created when missing; when there are too many, or the
+    /// budget is spent, the streams used least recently go.
     fn stream(&self, channel: &ChannelName) -> Arc<Mutex<Stream>> {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(stream) = streams.get(channel) {
             return stream.clone();
         }
-        if streams.len() >= self.max_channels {
+        // Lock order: the map, then a stream (appends hold a stream only).
+        while streams.len() >= self.max_channels
+            || (!streams.is_empty() && self.bytes.load(Ordering::Relaxed) > self.max_bytes)
+        {
             let idle = streams
                 .iter()
                 .min_by_key(|(_, s)| lock(s).last_used_ms)
                 .map(|(name, _)| name.clone());
-            if let Some(idle) = idle {
-                streams.remove(&idle);
-            }
+            let Some(stream) = idle.and_then(|idle| streams.remove(&idle)) else { break };
+            let mut stream = lock(&stream);
+            stream.evicted = true;
+            self.bytes.fetch_sub(stream.bytes, Ordering::Relaxed);
         }
         let stream = Arc::new(Mutex::new(Stream::new()));
         streams.insert(channel.clone(), stream.clone());
         stream
+    }
+
+    /// Runs `f` on the live stream of `channel`, locked.
+    fn with_stream<R>(&self, channel: &ChannelName, f: impl FnOnce(&mut Stream) -> R) -> R {
+        loop {
+            let stream = self.stream(channel);
+            let mut stream = lock(&stream);
+            if !stream.evicted {
+                return f(&mut stream);
+            }
+        }
+    }
+
+    /// Frees `freed` bytes of the budget.
+    fn release(&self, freed: usize) {
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
     }
 }
 
@@ -164,14 +223,25 @@ impl History for MemoryHistory {
         options: &HistoryOptions,
         deliver: &mut dyn FnMut(Arc<Message>),
     ) {
-        let stream = self.stream(&message.channel);
-        let mut stream = lock(&stream);
-        stream.top += 1;
-        message.position = Some(stream.position());
-        let message = Arc::new(message);
-        stream.kept.push_back(message.clone());
-        stream.trim(options);
-        deliver(message);
+        let channel = message.channel.clone();
+        self.with_stream(&channel, |stream| {
+            stream.top += 1;
+            message.position = Some(stream.position());
+            let message = Arc::new(message);
+            let size = message.payload.len();
+            stream.kept.push_back(message.clone());
+            stream.bytes += size;
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+            let mut freed = stream.trim(options);
+            // Over budget: this stream gives up its oldest, keeping the newest.
+            while self.bytes.load(Ordering::Relaxed).saturating_sub(freed) > self.max_bytes
+                && stream.kept.len() > 1
+            {
+                freed += stream.pop();
+            }
+            self.release(freed);
+            deliver(message);
+        });
     }
 
     fn subscribe(
@@ -181,24 +251,35 @@ impl History for MemoryHistory {
         since: Option<&StreamPosition>,
         attach: &mut dyn FnMut(),
     ) -> Recovery {
-        let stream = self.stream(channel);
-        let mut stream = lock(&stream);
-        attach();
-        stream.trim(options);
-        let position = stream.position();
-        let Some(since) = since else {
-            return Recovery { position, recovered: false, publications: Vec::new() };
-        };
-        let oldest = stream.kept.front().map_or(stream.top + 1, |m| Stream::offset_of(m));
-        let recovered = since.epoch == stream.epoch
-            && since.offset <= stream.top
-            && since.offset.saturating_add(1) >= oldest;
-        let publications = if recovered {
-            stream.kept.iter().filter(|m| Stream::offset_of(m) > since.offset).cloned().collect()
-        } else {
-            Vec::new()
-        };
-        Recovery { position, recovered, publications }
+        self.with_stream(channel, |stream| {
+            attach();
+            let freed = stream.trim(options);
+            self.release(freed);
+            let position = stream.position();
+            let Some(since) = since else {
+                return Recovery { position, recovered: false, publications: Vec::new() };
+            };
+            let oldest = stream.kept.front().map_or(stream.top + 1, |m| Stream::offset_of(m));
+            let recovered = since.epoch == stream.epoch
+                && since.offset <= stream.top
+                && since.offset.saturating_add(1) >= oldest;
+            let missed: Vec<Arc<Message>> = if recovered {
+                stream
+                    .kept
+                    .iter()
+                    .filter(|m| Stream::offset_of(m) > since.offset)
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            // Too much to send in one reply: the client cannot recover (it may read history).
+            let bytes: usize = missed.iter().map(|m| m.payload.len()).sum();
+            if missed.len() > MAX_REPLY_PUBLICATIONS || bytes > MAX_REPLY_BYTES {
+                return Recovery { position, recovered: false, publications: Vec::new() };
+            }
+            Recovery { position, recovered, publications: missed }
+        })
     }
 
     fn read(
@@ -207,29 +288,51 @@ impl History for MemoryHistory {
         options: &HistoryOptions,
         query: &HistoryQuery,
     ) -> Result<HistoryPage, HistoryError> {
-        let stream = self.stream(channel);
-        let mut stream = lock(&stream);
-        stream.trim(options);
-        if let Some(since) = &query.since
-            && since.epoch != stream.epoch
-        {
-            return Err(HistoryError::UnrecoverablePosition {
-                asked: since.epoch.clone(),
-                current: stream.epoch.clone(),
-            });
-        }
-        let limit = query.limit.unwrap_or(usize::MAX);
-        let after = |m: &&Arc<Message>| match &query.since {
-            None => true,
-            Some(since) if query.reverse => Stream::offset_of(m) < since.offset,
-            Some(since) => Stream::offset_of(m) > since.offset,
-        };
-        let publications = if query.reverse {
-            stream.kept.iter().rev().filter(after).take(limit).cloned().collect()
-        } else {
-            stream.kept.iter().filter(after).take(limit).cloned().collect()
-        };
-        Ok(HistoryPage { publications, position: stream.position() })
+        self.with_stream(channel, |stream| {
+            let freed = stream.trim(options);
+            self.release(freed);
+            if let Some(since) = &query.since
+                && since.epoch != stream.epoch
+            {
+                return Err(HistoryError::UnrecoverablePosition {
+                    asked: since.epoch.clone(),
+                    current: stream.epoch.clone(),
+                });
+            }
+            let limit = query.limit.unwrap_or(usize::MAX).min(MAX_REPLY_PUBLICATIONS);
+            let after = |m: &&Arc<Message>| match &query.since {
+                None => true,
+                Some(since) if query.reverse => Stream::offset_of(m) < since.offset,
+                Some(since) => Stream::offset_of(m) > since.offset,
+            };
+            let mut budget = MAX_REPLY_BYTES;
+            let mut within = |m: &&Arc<Message>| {
+                let fits = m.payload.len() <= budget;
+                budget = budget.saturating_sub(m.payload.len());
+                fits
+            };
+            let publications = if query.reverse {
+                stream
+                    .kept
+                    .iter()
+                    .rev()
+                    .filter(after)
+                    .take(limit)
+                    .take_while(&mut within)
+                    .cloned()
+                    .collect()
+            } else {
+                stream
+                    .kept
+                    .iter()
+                    .filter(after)
+                    .take(limit)
+                    .take_while(&mut within)
+                    .cloned()
+                    .collect()
+            };
+            Ok(HistoryPage { publications, position: stream.position() })
+        })
     }
 }
 
@@ -280,7 +383,7 @@ mod tests {
 
     #[test]
     fn offsets_increase_and_the_oldest_go_past_the_size() {
-        let history = MemoryHistory::new(10);
+        let history = MemoryHistory::new(10, 1 << 20);
         let offsets: Vec<u64> = (0..5).map(|i| append(&history, &i.to_string())).collect();
         assert_eq!(offsets, [1, 2, 3, 4, 5]);
         let page = history.read(&channel(), &OPTIONS, &HistoryQuery::default()).unwrap();
@@ -291,7 +394,7 @@ mod tests {
 
     #[test]
     fn recovery_needs_the_same_epoch_and_nothing_forgotten() {
-        let history = MemoryHistory::new(10);
+        let history = MemoryHistory::new(10, 1 << 20);
         append(&history, "a");
         let epoch =
             history.read(&channel(), &OPTIONS, &HistoryQuery::default()).unwrap().position.epoch;
@@ -315,7 +418,7 @@ mod tests {
 
     #[test]
     fn reverse_and_limit_read_newest_first() {
-        let history = MemoryHistory::new(10);
+        let history = MemoryHistory::new(10, 1 << 20);
         for t in ["a", "b", "c"] {
             append(&history, t);
         }
@@ -326,8 +429,19 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_budget_drops_the_oldest_publications() {
+        let history = MemoryHistory::new(10, 5);
+        for t in ["aaa", "bbb", "ccc"] {
+            append(&history, t);
+        }
+        let page = history.read(&channel(), &OPTIONS, &HistoryQuery::default()).unwrap();
+        assert_eq!(page.publications.len(), 1, "6 bytes would exceed the 5 allowed");
+        assert_eq!(history.bytes.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
     fn too_many_streams_drop_the_idlest() {
-        let history = MemoryHistory::new(1);
+        let history = MemoryHistory::new(1, 1 << 20);
         append(&history, "a");
         let other = ChannelName::parse("other").unwrap();
         history.read(&other, &OPTIONS, &HistoryQuery::default()).unwrap();

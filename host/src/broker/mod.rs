@@ -120,7 +120,7 @@ impl Broker {
 
     /// A broker counting into `stats` (the host's metrics).
     pub fn with_stats(queue_capacity: usize, stats: BrokerStats) -> Arc<Self> {
-        Self::with_history(queue_capacity, stats, MemoryHistory::new(10_000))
+        Self::with_history(queue_capacity, stats, MemoryHistory::new(10_000, 64 << 20))
     }
 
     /// A broker keeping channel history in `history`.

@@ -150,6 +150,7 @@ pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagn
             100_000,
         ),
         Bounded::count(&["history", "max_channels"], settings.history.max_channels, 1, MILLION),
+        Bounded::bytes(&["history", "max_bytes"], settings.history.max_bytes, KIB, 64 * GIB),
     ];
     let mut problems: Vec<Diagnostic> = values
         .iter()

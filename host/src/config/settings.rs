@@ -83,11 +83,14 @@ pub struct HistorySettings {
     /// Most channels with a history stream at once; past it, the stream idle longest is
     /// dropped (its subscribers cannot recover across it). Default 10000.
     pub max_channels: usize,
+    /// Most payload bytes kept by all streams; past it, a stream that grows gives up its
+    /// oldest publications, and new streams replace the idlest. Default 64MiB.
+    pub max_bytes: ByteSize,
 }
 
 impl Default for HistorySettings {
     fn default() -> Self {
-        Self { max_channels: 10_000 }
+        Self { max_channels: 10_000, max_bytes: ByteSize(64 * 1024 * 1024) }
     }
 }
 

@@ -77,7 +77,10 @@ impl App {
             slow_consumers_dropped: metrics.slow_consumers.clone(),
             retired: metrics.sessions_retired.clone(),
         };
-        let history = MemoryHistory::new(settings.history.max_channels);
+        let history = MemoryHistory::new(
+            settings.history.max_channels,
+            usize::try_from(settings.history.max_bytes.0).unwrap_or(usize::MAX),
+        );
         let broker = Broker::with_history(settings.pubsub.subscriber_queue, stats, history);
         // The pool's memory ceiling is the largest a function may ever ask for, so that a
         // reload may raise a function's `execution.memory`; each call is still capped at
@@ -193,7 +196,11 @@ impl App {
             next.rules.resolve(channel).is_some_and(|spec| {
                 spec.websocket
                     && match grant {
-                        Some(grant) => auth::may(grant, spec, Action::Subscribe, channel, true),
+                        // Server-side subscriptions (a token's `channels`) stay.
+                        Some(grant) => {
+                            grant.channels.contains(channel)
+                                || auth::may(grant, spec, Action::Subscribe, channel, true)
+                        }
                         None => auth::raw_bridge_access(spec, channel) != Anonymous::None,
                     }
             })

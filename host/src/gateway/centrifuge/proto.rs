@@ -50,7 +50,6 @@ mod entries {
         let map = std::collections::BTreeMap::<String, SubscribeResult>::deserialize(d)?;
         Ok(map.into_iter().map(|(key, value)| SubscribeEntry { key, value: Some(value) }).collect())
     }
-
 }
 
 /// One entry of `ConnectResult.subs`.

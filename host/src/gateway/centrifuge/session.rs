@@ -196,7 +196,8 @@ impl Session<'_> {
             tracing::debug!(client = %self.client, error = %e, "bad frame");
             disconnect::BAD_REQUEST
         })?;
-        let mut replies = Vec::new();
+        // Channels a reload removed are told first.
+        let mut replies = self.retired_pushes();
         for command in commands {
             if let Some(reply) = self.handle(command)? {
                 replies.push(self.format.encode(&reply));
