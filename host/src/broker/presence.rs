@@ -9,10 +9,13 @@ use std::{
 use super::ClientInfo;
 use crate::channel_name::ChannelName;
 
+/// Client id -> who, on one channel.
+type Members = HashMap<Arc<str>, Arc<ClientInfo>>;
+
 /// Channel -> client id -> who. Kept for channels whose config turns presence on.
 #[derive(Default)]
 pub struct Presence {
-    channels: Mutex<HashMap<ChannelName, HashMap<Arc<str>, Arc<ClientInfo>>>>,
+    channels: Mutex<HashMap<ChannelName, Members>>,
 }
 
 impl Presence {
@@ -46,7 +49,7 @@ impl Presence {
     }
 
     // Each update is one call on the map: a poisoned lock is still consistent.
-    fn lock(&self) -> MutexGuard<'_, HashMap<ChannelName, HashMap<Arc<str>, Arc<ClientInfo>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ChannelName, Members>> {
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
