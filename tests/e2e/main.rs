@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod cache;
+mod centrifuge;
 mod check;
 mod harness;
 mod hostile_functions;

@@ -49,6 +49,14 @@ pub fn token(subscribe: &[&str], publish: &[&str]) -> String {
     sign(SECRET, &json!({ "exp": now() + 3600, "subscribe": subscribe, "publish": publish }))
 }
 
+/// A token with `alg: none` and an empty signature, as an attacker writes it by hand.
+pub fn unsigned(claims: &Value) -> String {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{claims}.")
+}
+
 /// The messaging configs of [`project`]:
 /// - `chat...`: bridged, anyone may subscribe and publish;
 /// - `news...`: bridged, anyone may subscribe, publishing needs a token;

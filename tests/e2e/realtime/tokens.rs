@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
 use super::{
     Rt, SECRET, assert_refusal, now, pair, project, realtime_url, sign, sign_with, still_talking,
-    token,
+    token, unsigned,
 };
 use crate::harness::{Tern, client, ws_refusal};
 
@@ -71,13 +70,6 @@ async fn assert_401(tern: &Tern, what: &str, token: &str, reason: &str, not: &[&
     if let Some(problem) = check_401(tern, what, token, reason, not).await {
         panic!("{problem}");
     }
-}
-
-/// A token with `alg: none` and an empty signature, as an attacker writes it by hand.
-fn unsigned(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{claims}.")
 }
 
 #[tokio::test]
