@@ -2,6 +2,7 @@
 //! them all against tern and its peers. Every loop is bounded and every target is a URL or
 //! server on loopback.
 
+mod centrifuge;
 mod fanout;
 mod native_hello;
 mod nats;

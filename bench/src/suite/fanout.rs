@@ -1,5 +1,6 @@
-//! WebSocket fan-out and idle-connection memory: tern's raw bridge against nats-server's
-//! WebSocket listener, both driven by [`crate::fanout`].
+//! WebSocket fan-out and idle-connection memory: tern's raw bridge and tern's Centrifugo
+//! protocol endpoint against nats-server's WebSocket listener, all driven by
+//! [`crate::fanout`].
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -16,7 +17,9 @@ use crate::fanout::{self, Args, Outcome, Protocol};
 /// the 20,000 open files a process gets here (handshakes hold an HTTP connection only until
 /// the upgrade), a publisher at full speed, and a per-subscriber queue comparable to
 /// nats-server's default 64 MB of pending data per client (at full speed the publisher
-/// outruns 2 cores' worth of readers).
+/// outruns 2 cores' worth of readers). The Centrifugo endpoint takes anonymous clients and
+/// pings less often than a case lasts (subscribers wait for the others to connect without
+/// reading; the publisher's pongs are not sent).
 const TERN_SETTINGS: &str = "\
 http:
   max_connections: 2000
@@ -29,6 +32,9 @@ websocket:
   ping_interval: 300s
 pubsub:
   subscriber_queue: 100000
+centrifuge:
+  allow_anonymous: true
+  ping_interval: 300s
 ";
 
 const TERN_CHANNEL: &str = "\
@@ -43,7 +49,7 @@ bridges:
 /// One fan-out case run against one server.
 #[derive(Debug, Clone, Serialize)]
 pub struct Case {
-    /// `tern` or `nats`.
+    /// `tern` (the raw bridge), `centrifuge` (tern's Centrifugo endpoint) or `nats`.
     pub server: Protocol,
     /// The figures, or why there are none.
     pub result: Result<Outcome, String>,
@@ -58,7 +64,7 @@ pub struct Case {
 /// Memory held per idle subscribed WebSocket connection.
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleMemory {
-    /// `tern` or `nats`.
+    /// `tern` (the raw bridge), `centrifuge` (tern's Centrifugo endpoint) or `nats`.
     pub server: Protocol,
     /// Connections opened.
     pub connections: usize,
@@ -96,14 +102,21 @@ impl Target {
 
 fn start(protocol: Protocol, plan: &Plan, tools: &Tools) -> anyhow::Result<Option<Target>> {
     let addr = free_addr()?;
+    let name = format!("{protocol:?}").to_lowercase();
     let (command, url) = match protocol {
-        Protocol::Tern => {
-            let dir = plan.out.join("fanout-project");
+        Protocol::Tern | Protocol::Centrifuge => {
+            // One tern per protocol, each with its own copy of the project.
+            let dir = plan.out.join(format!("fanout-project-{name}"));
             write_tern_project(&dir)?;
             let mut c = Command::new(&tools.tern);
             c.arg("serve").arg(&dir).args(["--listen", &addr.to_string(), "--no-cache"]);
             c.env("TERN_LOG", "warn");
-            (c, format!("ws://{addr}/ws/channel/bench"))
+            let path = if protocol == Protocol::Tern {
+                "ws/channel/bench"
+            } else {
+                "connection/websocket"
+            };
+            (c, format!("ws://{addr}/{path}"))
         }
         Protocol::Nats => {
             let Some(nats) = &tools.nats_server else { return Ok(None) };
@@ -120,7 +133,6 @@ fn start(protocol: Protocol, plan: &Plan, tools: &Tools) -> anyhow::Result<Optio
             (c, format!("ws://{addr}"))
         }
     };
-    let name = format!("{protocol:?}").to_lowercase();
     let log = plan.out.join(format!("fanout-{name}.log"));
     let mut server = Server::spawn(&name, command, addr, &log)?;
     server.wait_listening(Duration::from_secs(30))?;
@@ -134,11 +146,15 @@ fn write_tern_project(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs every fan-out case of `plan` on tern and then on nats-server (when installed),
-/// case by case, so that both see the machine in the same state.
+/// The servers of each comparison, in the order they run.
+const PROTOCOLS: [Protocol; 3] = [Protocol::Tern, Protocol::Centrifuge, Protocol::Nats];
+
+/// Runs every fan-out case of `plan` on tern's raw bridge, tern's Centrifugo endpoint and
+/// then nats-server (when installed), case by case, so that all see the machine in the
+/// same state.
 pub async fn run(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<Case>> {
     let mut targets = Vec::new();
-    for protocol in [Protocol::Tern, Protocol::Nats] {
+    for protocol in PROTOCOLS {
         match start(protocol, plan, tools)? {
             Some(target) => targets.push(target),
             None => eprintln!("  nats-server: skipped (not installed)"),
@@ -152,10 +168,10 @@ pub async fn run(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<Case>> {
             let name = &target.server.name;
             match &result {
                 Ok(o) => eprintln!(
-                    "  {name:>4} S={subscribers:<5} {size:>4} B rate={rate:<5} {:>10.0} deliveries/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                    "  {name:>10} S={subscribers:<5} {size:>4} B rate={rate:<5} {:>10.0} deliveries/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
                     o.deliveries_per_sec, o.p50_ms, o.p99_ms, o.max_ms
                 ),
-                Err(e) => eprintln!("  {name:>4} S={subscribers} {size} B rate={rate}: {e}"),
+                Err(e) => eprintln!("  {name:>10} S={subscribers} {size} B rate={rate}: {e}"),
             }
             cases.push(Case { server: target.protocol, result, subscribers, size, rate });
             // Let the server finish closing the last run's connections.
@@ -169,7 +185,7 @@ pub async fn run(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<Case>> {
 /// and reports how much its RSS grew per connection.
 pub async fn idle_memory(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<IdleMemory>> {
     let mut out = Vec::new();
-    for protocol in [Protocol::Tern, Protocol::Nats] {
+    for protocol in PROTOCOLS {
         let Some(target) = start(protocol, plan, tools)? else { continue };
         let args = target.args(plan.idle_connections, 8, 0, 0);
         // One connection first, so that what every server allocates once is in `before`.
@@ -187,7 +203,7 @@ pub async fn idle_memory(plan: &Plan, tools: &Tools) -> anyhow::Result<Vec<IdleM
         let after = target.server.rss_kib()?;
         let per = after.saturating_sub(before) as f64 / plan.idle_connections as f64;
         eprintln!(
-            "  {:>4} {} idle connections: RSS {before} -> {after} KiB, {per:.2} KiB each",
+            "  {:>10} {} idle connections: RSS {before} -> {after} KiB, {per:.2} KiB each",
             target.server.name, plan.idle_connections
         );
         out.push(IdleMemory {

@@ -2,6 +2,7 @@
 //! side by side, written as a Markdown table and a JSON file.
 
 mod fanout;
+mod fanout_report;
 mod http;
 mod process;
 mod report;
@@ -125,7 +126,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     results.invocation = startup::invocation(&plan).map_err(|e| format!("{e:#}"));
     eprintln!("== HTTP: native hyper, tern, wasmtime serve");
     results.http = http::run(&plan, &tools).context("the HTTP benchmark failed")?;
-    eprintln!("== WebSocket fan-out: tern, nats-server");
+    eprintln!("== WebSocket fan-out: tern raw bridge, tern Centrifugo protocol, nats-server");
     results.fanout = fanout::run(&plan, &tools).await.context("the fan-out benchmark failed")?;
     eprintln!("== memory per idle WebSocket connection");
     results.idle = fanout::idle_memory(&plan, &tools)

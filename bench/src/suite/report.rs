@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::{
     Plan, Tools,
     fanout::{Case, IdleMemory},
+    fanout_report::fanout_holds,
     http::Load,
     startup::{ColdStart, Invocation},
 };
@@ -122,7 +123,7 @@ impl Results {
     }
 
     /// The verdict cell of a target: none from a smoke run, whose figures mean nothing.
-    fn verdict(&self, holds: Option<bool>) -> &'static str {
+    pub(super) fn verdict(&self, holds: Option<bool>) -> &'static str {
         match holds {
             _ if self.smoke => "not judged in smoke mode",
             Some(true) => "yes",
@@ -133,14 +134,6 @@ impl Results {
 
     fn http_rps(&self, server: &str, connections: u32) -> Option<f64> {
         self.http.iter().find(|l| l.server == server && l.connections == connections).map(|l| l.rps)
-    }
-
-    /// NATS's run of the same case as `case`.
-    fn nats_twin(&self, case: &Case) -> Option<&Case> {
-        self.fanout.iter().find(|c| {
-            c.server == Protocol::Nats
-                && (c.subscribers, c.size, c.rate) == (case.subscribers, case.size, case.rate)
-        })
     }
 
     /// The whole report in Markdown.
@@ -204,10 +197,10 @@ impl Results {
             .fanout
             .iter()
             .filter(|c| c.server == Protocol::Tern)
-            .filter_map(|t| Some(fanout_holds(t, self.nats_twin(t)?)))
+            .filter_map(|t| Some(fanout_holds(t, self.twin(t, Protocol::Nats)?)))
             .collect();
         row(
-            "Fan-out: tern matches NATS deliveries/s with no worse p99 (each case)",
+            "Fan-out: tern's raw bridge matches NATS deliveries/s with no worse p99 (each case)",
             format!("{} of {} cases", verdicts.iter().filter(|v| **v).count(), verdicts.len()),
             (!verdicts.is_empty()).then(|| verdicts.iter().all(|v| *v)),
         );
@@ -259,67 +252,6 @@ impl Results {
         md.push('\n');
     }
 
-    fn fanout_table(&self, md: &mut String) {
-        let _ = writeln!(
-            md,
-            "## WebSocket fan-out: one publisher, S subscribers on one channel\n\n\
-             Same load generator for both (`tern-bench fanout`); tern's raw bridge \
-             `/ws/channel/bench`, nats-server's WebSocket listener with the NATS protocol. \
-             Latency is publish to delivery, from a timestamp in the payload. \
-             Rate 0 is full speed.\n\n\
-             | S | bytes | msg/s | tern deliveries/s | NATS deliveries/s | tern / NATS | tern p50 / p99 / max ms | NATS p50 / p99 / max ms | holds |\n\
-             |---|---|---|---|---|---|---|---|---|"
-        );
-        for case in self.fanout.iter().filter(|c| c.server == Protocol::Tern) {
-            let nats = self.nats_twin(case);
-            let cell = |c: Option<&Case>| match c.map(|c| &c.result) {
-                Some(Ok(o)) => (
-                    format!("{:.0}", o.deliveries_per_sec),
-                    format!("{:.2} / {:.2} / {:.2}", o.p50_ms, o.p99_ms, o.max_ms),
-                ),
-                Some(Err(e)) => ("failed".into(), e.chars().take(80).collect()),
-                None => ("-".into(), "-".into()),
-            };
-            let (t_rate, t_lat) = cell(Some(case));
-            let (n_rate, n_lat) = cell(nats);
-            let ratio = match (&case.result, nats.map(|n| &n.result)) {
-                (Ok(t), Some(Ok(n))) => {
-                    format!("{:.2}x", t.deliveries_per_sec / n.deliveries_per_sec)
-                }
-                _ => "-".into(),
-            };
-            let holds = match nats {
-                Some(n) => self.verdict(Some(fanout_holds(case, n))),
-                None => "-",
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {t_rate} | {n_rate} | {ratio} | {t_lat} | {n_lat} | {holds} |",
-                case.subscribers,
-                case.size,
-                if case.rate == 0 { "full".to_string() } else { case.rate.to_string() },
-            );
-        }
-        md.push('\n');
-    }
-
-    fn idle_table(&self, md: &mut String) {
-        let _ = writeln!(
-            md,
-            "## Memory per idle WebSocket connection (subscribed, server RSS)\n\n\
-             | server | connections | RSS before KiB | RSS after KiB | KiB per connection |\n\
-             |---|---|---|---|---|"
-        );
-        for i in &self.idle {
-            let _ = writeln!(
-                md,
-                "| {:?} | {} | {} | {} | {:.2} |",
-                i.server, i.connections, i.rss_before_kib, i.rss_after_kib, i.kib_per_connection
-            );
-        }
-        md.push('\n');
-    }
-
     fn cold_start_table(&self, md: &mut String) {
         let _ = writeln!(
             md,
@@ -336,20 +268,8 @@ impl Results {
     }
 }
 
-/// At a fixed rate both deliver what is published, so p99 decides; at full speed tern
-/// must also deliver at least as fast.
-fn fanout_holds(tern: &Case, nats: &Case) -> bool {
-    match (&tern.result, &nats.result) {
-        (Ok(t), Ok(n)) => {
-            (tern.rate > 0 || t.deliveries_per_sec >= n.deliveries_per_sec) && t.p99_ms <= n.p99_ms
-        }
-        (Ok(_), Err(_)) => true,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::fanout::Outcome;
 
@@ -377,7 +297,7 @@ mod tests {
     }
 
     /// A run where everything ran and every target holds.
-    fn good_run(smoke: bool) -> Results {
+    pub(crate) fn good_run(smoke: bool) -> Results {
         Results {
             machine: Machine {
                 date: "today".into(),
@@ -399,7 +319,11 @@ mod tests {
                 load("wasmtime serve", 1, 0),
                 load("wasmtime serve", 64, 0),
             ],
-            fanout: vec![case(Protocol::Tern, Ok(outcome())), case(Protocol::Nats, Ok(outcome()))],
+            fanout: vec![
+                case(Protocol::Tern, Ok(outcome())),
+                case(Protocol::Centrifuge, Ok(outcome())),
+                case(Protocol::Nats, Ok(outcome())),
+            ],
             idle: Vec::new(),
             cold_start: Vec::new(),
         }
@@ -413,7 +337,7 @@ mod tests {
     #[test]
     fn a_failed_case_wrk_errors_and_a_missing_criterion_result_are_failures() {
         let mut run = good_run(true);
-        run.fanout[1].result = Err("closed by the server".into());
+        run.fanout[2].result = Err("closed by the server".into());
         run.http[2].errors = 3;
         run.invocation =
             Err("target/criterion/hello_invocation/new/estimates.json: not found".into());
