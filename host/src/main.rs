@@ -53,9 +53,10 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         return;
     };
     let name = next_signal(&mut term, &mut int).await;
-    // Cancel before logging: nothing the log does may stand in the way of shutting down.
-    shutdown.cancel();
+    // Log before cancelling: an idle host finishes shutting down, and drops this task,
+    // within a millisecond of the cancel. The log never blocks (a full queue drops lines).
     tracing::info!("{name}: shutting down (send it again to exit at once)");
+    shutdown.cancel();
     let name = next_signal(&mut term, &mut int).await;
     // Straight to stderr: the log thread may be stuck behind a reader that stopped reading.
     let _ = writeln!(std::io::stderr(), "{name} during shutdown: exiting at once");
