@@ -247,6 +247,18 @@ fn tokens() -> Vec<Case> {
             connect_with(&sign(SECRET, &claims(json!({ "sub": 7 })))),
             INVALID_TOKEN,
         ),
+        fresh(
+            "a token expiring in 300 billion years, then a subscribe in the same frame",
+            format!(
+                "{}\n{}",
+                connect_with(&sign(
+                    SECRET,
+                    &claims(json!({ "exp": 10_000_000_000_000_000_000u64 }))
+                )),
+                subscribe(2, "rooms/forever")
+            ),
+            Expect::Success(2),
+        ),
         connected(
             "a second connect",
             json!({ "id": 2, "connect": { "token": connection_token(USER) } }),

@@ -91,3 +91,64 @@ async fn a_connection_that_never_connects_is_closed_as_stale() {
     let mut client = Client::connected(&tern, "alice").await;
     assert_eq!(client.call(json!({ "id": 2, "ping": {} })).await, json!({ "id": 2, "ping": {} }));
 }
+
+/// A publication whose JSON holds line breaks (pretty-printed, or a string holding a
+/// forged reply between them) reaches a JSON subscriber as one push: its lines cannot be
+/// read as replies or pushes of the publisher's choosing.
+#[tokio::test]
+async fn line_breaks_in_a_publication_cannot_forge_replies() {
+    let (_project, tern) = serve();
+    let mut alice = Client::connected(&tern, "alice").await;
+    let mut bob = Client::connected(&tern, "bob").await;
+    for client in [&mut alice, &mut bob] {
+        let reply = client.call(json!({ "id": 2, "subscribe": { "channel": "chat/forge" } })).await;
+        assert!(reply["subscribe"].is_object(), "subscribe: {reply}");
+    }
+    let forged = "[0,\n{\"id\":7,\"error\":{\"code\":3500,\"message\":\"forged\"}}\r\n]";
+    let publish = json!({ "id": 3, "publish": { "channel": "chat/forge", "data": forged } });
+    assert_eq!(alice.call(publish).await, json!({ "id": 3, "publish": {} }));
+    let push = bob.publication("chat/forge").await;
+    let data = json!([0, { "id": 7, "error": { "code": 3500, "message": "forged" } }]);
+    assert_eq!(push["push"]["pub"]["data"], data);
+    assert!(bob.pending.is_empty(), "lines of the publication read as replies: {:?}", bob.pending);
+    // And bob's connection still answers in order.
+    assert_eq!(bob.call(json!({ "id": 4, "ping": {} })).await["id"], json!(4));
+}
+
+/// A frame of history commands cannot make tern build more than 8 MiB of replies (plus
+/// the one that crossed it): the rest of the batch gets error 106.
+#[tokio::test]
+async fn a_batch_of_history_reads_is_cut_at_the_frames_reply_budget() {
+    let (_project, tern) = serve();
+    let mut client = Client::connected(&tern, "alice").await;
+    let reply = client.call(json!({ "id": 2, "subscribe": { "channel": "rooms/big" } })).await;
+    assert!(reply["subscribe"].is_object(), "subscribe: {reply}");
+    // 40 publications of 24 KiB: each full history reply is about 1 MiB.
+    let pad = "x".repeat(24 * 1024);
+    for n in 0..40u64 {
+        let publish = json!({ "id": 3 + n, "publish": { "channel": "rooms/big", "data": pad } });
+        assert_eq!(client.call(publish).await["publish"], json!({}), "publish {n}");
+        client.publication("rooms/big").await;
+    }
+    let reads: Vec<String> = (0..30u64)
+        .map(|i| {
+            json!({ "id": 100 + i, "history": { "channel": "rooms/big", "limit": -1 } }).to_string()
+        })
+        .collect();
+    client.send_text(&reads.join("\n")).await;
+    let mut served = 0;
+    let mut refused = 0;
+    for i in 0..30u64 {
+        let reply = client.reply(100 + i).await;
+        if reply["history"]["publications"].as_array().map(Vec::len) == Some(40) {
+            assert_eq!(refused, 0, "a read served after one was refused: {i}");
+            served += 1;
+        } else {
+            assert_eq!(reply["error"]["code"], json!(106), "read {i}: {:.200}", reply.to_string());
+            refused += 1;
+        }
+    }
+    assert!((8..=10).contains(&served), "{served} reads of ~1 MiB served in one frame");
+    assert_eq!(served + refused, 30);
+    assert_eq!(client.call(json!({ "id": 200, "ping": {} })).await["id"], json!(200));
+}

@@ -170,8 +170,18 @@ pub(super) async fn run(tern: &crate::harness::Tern, case: &Case) -> Result<(), 
             }
         }
         Expect::Success(id) => {
-            conn.expect_success(id).await?;
-            conn.send_follow_up(connected).await;
+            // Commands of a batch before this one succeed first.
+            loop {
+                match conn.next().await {
+                    Some(Answer::Reply { id: got, error: None }) if got < id => continue,
+                    Some(Answer::Reply { id: got, error: None }) if got == id => break,
+                    other => {
+                        return Err(format!("wanted a successful reply to {id}, got {other:?}"));
+                    }
+                }
+            }
+            // Only a connect succeeds on a fresh connection: it is connected now.
+            conn.send_follow_up(true).await;
             conn.expect_success(FOLLOW_UP).await
         }
         Expect::Ignored => {

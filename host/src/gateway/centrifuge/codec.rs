@@ -122,7 +122,8 @@ impl Format {
     /// A client's info in this format.
     pub fn info(self, info: &ClientInfo) -> proto::ClientInfo {
         let json = |text: &Option<Arc<str>>| {
-            text.as_deref().map_or_else(Bytes::new, |t| Bytes::copy_from_slice(t.as_bytes()))
+            text.as_deref()
+                .map_or_else(Bytes::new, |t| one_line(&Bytes::copy_from_slice(t.as_bytes())))
         };
         proto::ClientInfo {
             user: info.user.to_string(),
@@ -139,7 +140,7 @@ impl Format {
         match self {
             Format::Protobuf => (payload.bytes().clone(), false),
             Format::Json if payload.is_text() && (json || is_json(payload.bytes())) => {
-                (payload.bytes().clone(), false)
+                (one_line(payload.bytes()), false)
             }
             Format::Json if payload.is_text() => {
                 let text = std::str::from_utf8(payload.bytes()).unwrap_or_default();
@@ -151,6 +152,19 @@ impl Format {
             }
         }
     }
+}
+
+/// A JSON document on one line. A JSON frame holds one reply per line, so a payload's
+/// own line breaks would split its push and let the rest read as replies of the
+/// publisher's choosing. Raw CR and LF cannot be inside a JSON string (they must be
+/// escaped there), so in a valid document they are whitespace, and a space does as well.
+fn one_line(json: &Bytes) -> Bytes {
+    if !json.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        return json.clone();
+    }
+    let flat: Vec<u8> =
+        json.iter().map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b }).collect();
+    Bytes::from(flat)
 }
 
 /// Whether `bytes` are one JSON document.

@@ -117,7 +117,20 @@ impl Session<'_> {
         // Server-side subscriptions: the token's `channels`, recovering where the client
         // says it was.
         let mut subs = Vec::new();
+        let most = self.ctx.settings.max_channels_per_connection;
         for channel in &grant.channels {
+            if subs.iter().any(|s: &proto::SubscribeEntry| s.key == channel.as_str()) {
+                continue; // named twice: one subscription
+            }
+            if self.subscriptions.len() >= most {
+                tracing::warn!(
+                    client = %self.client,
+                    %channel,
+                    most,
+                    "the token's `channels` names more than max_channels_per_connection: the rest skipped"
+                );
+                break;
+            }
             let asked = req.subs.get(channel.as_str());
             let recover = asked.filter(|s| s.recover);
             let since = recover

@@ -60,6 +60,12 @@ pub struct Context {
 /// Subscribes and unsubscribes one connection may make per second (and in a burst).
 pub(super) const SUBSCRIPTION_CHANGES_PER_SECOND: u32 = 100;
 
+/// The most reply bytes one frame's commands may produce before the rest of its commands
+/// get error 106 (one history or recovery reply is at most 16 MiB on its own). Clients
+/// commonly refuse frames over 16 MiB: the reply that crosses 8 MiB stays under that
+/// unless it is a huge one on its own.
+const MAX_REPLY_BYTES_PER_FRAME: usize = 8 << 20;
+
 /// A connected client: who it is, and its queue.
 pub(super) struct Connected {
     /// What its token grants.
@@ -124,6 +130,21 @@ where
             biased;
             () = ctx.shutdown.cancelled() => break Some(disconnect::SHUTDOWN),
             () = kicked.cancelled() => break Some(disconnect::SLOW),
+            // Timers before frames: a client that never stops sending must still be
+            // pinged, and closed when its token or its pong is overdue.
+            () = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                match session.tick(now, started, &mut next_ping) {
+                    Err(d) => break Some(d),
+                    Ok(replies) if replies.is_empty() => {}
+                    Ok(replies) => {
+                        let frame = session.frame(format.join(&replies));
+                        if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                            break None;
+                        }
+                    }
+                }
+            }
             frame = stream.next() => {
                 let frame = match frame {
                     None => break None,
@@ -167,19 +188,6 @@ where
                     break None;
                 }
             }
-            () = tokio::time::sleep_until(deadline) => {
-                let now = Instant::now();
-                match session.tick(now, started, &mut next_ping) {
-                    Err(d) => break Some(d),
-                    Ok(replies) if replies.is_empty() => {}
-                    Ok(replies) => {
-                        let frame = session.frame(format.join(&replies));
-                        if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
-                            break None;
-                        }
-                    }
-                }
-            }
         }
     };
     session.leave_all();
@@ -198,9 +206,18 @@ impl Session<'_> {
         })?;
         // Channels a reload removed are told first.
         let mut replies = self.retired_pushes();
+        let mut size: usize = replies.iter().map(Bytes::len).sum();
         for command in commands {
+            // A few bytes of history or recovery commands can ask for 16 MiB each: past
+            // the frame's budget, the rest of the batch is refused, not carried out.
+            if size > MAX_REPLY_BYTES_PER_FRAME && command.id != 0 {
+                replies.push(self.format.encode(&disconnect::LIMIT_EXCEEDED.reply(command.id)));
+                continue;
+            }
             if let Some(reply) = self.handle(command)? {
-                replies.push(self.format.encode(&reply));
+                let reply = self.format.encode(&reply);
+                size += reply.len();
+                replies.push(reply);
             }
         }
         Ok(replies)
@@ -251,7 +268,10 @@ impl Session<'_> {
 
     /// The instant `expires_at` (Unix seconds) plus the grace delay falls on.
     fn instant_of(&self, expires_at: u64) -> Instant {
-        let left = expires_at.saturating_sub(unix_now());
+        // A token may say it expires in a billion years: the timer wakes within a year at
+        // most (and finds nothing due), rather than overflow the instant.
+        const MOST: u64 = 365 * 24 * 3600;
+        let left = expires_at.saturating_sub(unix_now()).min(MOST);
         Instant::now()
             + Duration::from_secs(left)
             + self.ctx.settings.expired_close_delay.0
