@@ -26,6 +26,7 @@
 pub mod http;
 pub mod pubsub;
 pub mod realtime;
+pub mod session;
 
 include!(concat!(env!("OUT_DIR"), "/export_macros.rs"));
 

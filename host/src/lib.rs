@@ -26,6 +26,7 @@ pub mod channel_name;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod hooks;
 pub mod ip_slots;
 pub mod logging;
 pub mod metrics;

@@ -68,7 +68,40 @@ enum TriggerKind {
     #[serde(alias = "https")]
     Http,
     Pubsub,
+    Rpc,
+    Send,
+    #[serde(rename = "connect-hook")]
+    ConnectHook,
+    #[serde(rename = "subscribe-hook")]
+    SubscribeHook,
+    #[serde(rename = "publish-hook")]
+    PublishHook,
 }
+
+/// Which decision a hook function makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookKind {
+    /// Who may connect (`connect-hook`).
+    Connect,
+    /// Who may subscribe (`subscribe-hook`).
+    Subscribe,
+    /// What may be published (`publish-hook`).
+    Publish,
+}
+
+impl HookKind {
+    /// The trigger type that makes a function this hook.
+    pub fn trigger_type(self) -> &'static str {
+        match self {
+            HookKind::Connect => "connect-hook",
+            HookKind::Subscribe => "subscribe-hook",
+            HookKind::Publish => "publish-hook",
+        }
+    }
+}
+
+/// Longest RPC method name a trigger may give, in bytes.
+pub const MAX_METHOD_LEN: usize = 256;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,6 +137,16 @@ pub enum Trigger {
         /// The messaging config's name (its file stem).
         channel: String,
     },
+    /// A client-protocol `rpc` command naming this method (`*`: any method no other
+    /// function takes).
+    Rpc {
+        /// The method, or `*`.
+        method: String,
+    },
+    /// A client-protocol `send` message.
+    Send,
+    /// A hook that messaging configs (or `tern.yaml`) name.
+    Hook(HookKind),
 }
 
 /// A validated function.
@@ -144,6 +187,22 @@ pub fn parse(file: &Path, text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
     let trigger = match raw.trigger.kind {
         TriggerKind::Http => http_trigger(&raw.trigger, &field, &mut problems),
         TriggerKind::Pubsub => pubsub_trigger(&raw.trigger, &field, &mut problems),
+        TriggerKind::Rpc => rpc_trigger(&raw.trigger, &field, &mut problems),
+        TriggerKind::Send => {
+            bare_trigger(&raw.trigger, Trigger::Send, "send", &field, &mut problems)
+        }
+        TriggerKind::ConnectHook => {
+            let hook = Trigger::Hook(HookKind::Connect);
+            bare_trigger(&raw.trigger, hook, "connect-hook", &field, &mut problems)
+        }
+        TriggerKind::SubscribeHook => {
+            let hook = Trigger::Hook(HookKind::Subscribe);
+            bare_trigger(&raw.trigger, hook, "subscribe-hook", &field, &mut problems)
+        }
+        TriggerKind::PublishHook => {
+            let hook = Trigger::Hook(HookKind::Publish);
+            bare_trigger(&raw.trigger, hook, "publish-hook", &field, &mut problems)
+        }
     };
     let execution = &raw.execution;
     for (path, msg) in
@@ -155,8 +214,11 @@ pub fn parse(file: &Path, text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
         problems.push(field(&["source"], "must name the function's .wasm component".into()));
     }
     let dir = file.parent().unwrap_or(Path::new("."));
-    let trigger_key =
-        if matches!(trigger, Some(Trigger::Pubsub { .. })) { "channel" } else { "paths" };
+    let trigger_key = match trigger {
+        Some(Trigger::Pubsub { .. }) => "channel",
+        Some(Trigger::Rpc { .. }) => "method",
+        _ => "paths",
+    };
     let spec = FunctionSpec {
         name,
         file: file.to_path_buf(),
@@ -249,9 +311,65 @@ fn pubsub_trigger(
     }
 }
 
+fn rpc_trigger(
+    t: &TriggerFile,
+    field: &impl Fn(&[&str], String) -> Diagnostic,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Trigger> {
+    if t.channel.is_some() || t.paths.is_some() {
+        let msg = "an rpc trigger has a `method`, not `channel` or `paths`".to_string();
+        problems.push(field(&["trigger"], msg));
+    }
+    match t.method.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() && m.len() <= MAX_METHOD_LEN => {
+            Some(Trigger::Rpc { method: m.to_string() })
+        }
+        Some(m) if !m.is_empty() => {
+            let msg = format!("the method is {} bytes long (at most {MAX_METHOD_LEN})", m.len());
+            problems.push(field(&["trigger", "method"], msg));
+            None
+        }
+        _ => {
+            let msg = "an rpc trigger needs `method`: the RPC method it answers, or `*`".into();
+            problems.push(field(&["trigger"], msg));
+            None
+        }
+    }
+}
+
+/// A trigger that takes no field (`send`, the hooks).
+fn bare_trigger(
+    t: &TriggerFile,
+    trigger: Trigger,
+    kind: &str,
+    field: &impl Fn(&[&str], String) -> Diagnostic,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Trigger> {
+    if t.channel.is_some() || t.paths.is_some() || t.method.is_some() {
+        let msg = format!(
+            "a {kind} trigger takes no `method`, `paths` or `channel`: what calls it says where"
+        );
+        problems.push(field(&["trigger"], msg));
+        return None;
+    }
+    Some(trigger)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpc_send_and_hook_triggers() {
+        let rpc = parse_str("source: f.wasm\ntrigger: { type: rpc, method: rooms }\n").unwrap();
+        assert_eq!(rpc.trigger, Trigger::Rpc { method: "rooms".into() });
+        let hook = parse_str("source: f.wasm\ntrigger: { type: publish-hook }\n").unwrap();
+        assert_eq!(hook.trigger, Trigger::Hook(HookKind::Publish));
+        let errs = parse_str("source: f.wasm\ntrigger: { type: rpc }\n").unwrap_err();
+        assert!(errs[0].message.contains("needs `method`"), "{}", errs[0]);
+        let errs = parse_str("source: f.wasm\ntrigger: { type: send, channel: x }\n").unwrap_err();
+        assert!(errs[0].message.contains("takes no"), "{}", errs[0]);
+    }
 
     fn parse_str(text: &str) -> Result<FunctionSpec, Vec<Diagnostic>> {
         parse(Path::new("p/functions/f.yaml"), text)

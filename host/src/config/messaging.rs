@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use super::{
     channel_options::{ChannelOptions, HistoryFile, OptionsFile, Who},
-    diagnostic::Diagnostic,
+    diagnostic::{Diagnostic, Location},
+    function::HookKind,
+    units::HumanDuration,
     yaml,
 };
 use crate::channel_name::ChannelName;
@@ -42,6 +44,50 @@ struct MessagingFile {
     history: Option<HistoryFile>,
     #[serde(default)]
     recovery: bool,
+    #[serde(default)]
+    hooks: HooksFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksFile {
+    #[serde(default)]
+    connect: Option<String>,
+    #[serde(default)]
+    subscribe: Option<String>,
+    #[serde(default)]
+    publish: Option<String>,
+    #[serde(default)]
+    cache: Option<HumanDuration>,
+}
+
+/// The functions a messaging config asks before letting clients in (`hooks:`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Decides raw-bridge connections to its channels.
+    pub connect: Option<String>,
+    /// Decides subscriptions to its channels.
+    pub subscribe: Option<String>,
+    /// Decides (and may rewrite) what clients publish on its channels.
+    pub publish: Option<String>,
+    /// How long a connection keeps a subscribe decision for a channel (`hooks.cache`);
+    /// zero asks every time.
+    pub cache: std::time::Duration,
+    /// Where `hooks.connect`, `.subscribe` and `.publish` are written.
+    pub locations: [Option<Location>; 3],
+}
+
+impl Hooks {
+    /// The hooks by kind, with the YAML field naming each.
+    pub fn named(&self) -> impl Iterator<Item = (HookKind, &'static str, &str, Option<Location>)> {
+        [
+            (HookKind::Connect, "hooks.connect", self.connect.as_deref(), self.locations[0]),
+            (HookKind::Subscribe, "hooks.subscribe", self.subscribe.as_deref(), self.locations[1]),
+            (HookKind::Publish, "hooks.publish", self.publish.as_deref(), self.locations[2]),
+        ]
+        .into_iter()
+        .filter_map(|(kind, field, name, at)| name.map(|n| (kind, field, n, at)))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +113,8 @@ struct WebSocketBridgeFile {
     enable: bool,
     #[serde(default)]
     anonymous: Option<Anonymous>,
+    #[serde(default)]
+    require_token: bool,
 }
 
 /// What a client without a token may do on a config's channels through the endpoints that
@@ -145,6 +193,11 @@ pub struct MessagingSpec {
     pub anonymous: Option<Anonymous>,
     /// Who may subscribe and publish; presence, join/leave, history and recovery.
     pub options: ChannelOptions,
+    /// Whether the raw bridge admits only holders of a signed URL
+    /// (`bridges.websocket.require_token`).
+    pub require_token: bool,
+    /// The functions asked before clients connect, subscribe and publish.
+    pub hooks: Hooks,
 }
 
 /// Reads one messaging file; `text` is its contents.
@@ -196,6 +249,15 @@ pub fn parse(file: &Path, text: &str) -> Result<MessagingSpec, Vec<Diagnostic>> 
         websocket: raw.bridges.websocket.enable,
         anonymous: raw.bridges.websocket.anonymous,
         options,
+        require_token: raw.bridges.websocket.require_token,
+        hooks: Hooks {
+            connect: raw.hooks.connect.map(|n| n.trim().to_owned()),
+            subscribe: raw.hooks.subscribe.map(|n| n.trim().to_owned()),
+            publish: raw.hooks.publish.map(|n| n.trim().to_owned()),
+            cache: raw.hooks.cache.map_or(std::time::Duration::ZERO, |d| d.0),
+            locations: ["connect", "subscribe", "publish"]
+                .map(|key| yaml::locate(text, &["hooks", key])),
+        },
     })
 }
 

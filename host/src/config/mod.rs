@@ -23,7 +23,7 @@ use std::{
 };
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
-pub use function::{FunctionSpec, Trigger};
+pub use function::{FunctionSpec, HookKind, Trigger};
 pub use messaging::{ChannelMatcher, MessagingSpec};
 pub use settings::Settings;
 
@@ -136,10 +136,55 @@ impl Project {
                         ));
                     }
                 }
+                Trigger::Rpc { .. } | Trigger::Send | Trigger::Hook(_) => {}
             }
             if let Some(msg) = lint::missing_source(&f.source) {
                 problems.push(Diagnostic::field(&f.file, f.source_location, "source", msg));
             }
+        }
+        self.check_session_functions(problems);
+    }
+
+    /// Checks the functions of the real-time path: one per RPC method, one `send`, and
+    /// every hook a config names is a function of that hook's kind.
+    fn check_session_functions(&self, problems: &mut Diagnostics) {
+        let mut methods: HashMap<&str, &FunctionSpec> = HashMap::new();
+        let mut send: Option<&FunctionSpec> = None;
+        for f in &self.functions {
+            let first = match &f.trigger {
+                Trigger::Rpc { method } => methods.insert(method, f).map(|g| (g, "method")),
+                Trigger::Send => send.replace(f).map(|g| (g, "send")),
+                _ => None,
+            };
+            if let Some((first, what)) = first {
+                let msg = format!(
+                    "function `{}` ({}) already takes this {what}",
+                    first.name,
+                    first.file.display()
+                );
+                problems.push(Diagnostic::field(&f.file, f.trigger_location, "trigger", msg));
+            }
+        }
+        let mut check = |name: &str, kind: HookKind, (file, at, field): (&Path, _, &str)| {
+            let msg = match self.functions.iter().find(|f| f.name == name) {
+                Some(f) if f.trigger == Trigger::Hook(kind) => return,
+                Some(f) => format!(
+                    "function `{name}` ({}) is not a {kind} hook: its trigger must be `type: {kind}`",
+                    f.file.display(),
+                    kind = kind.trigger_type(),
+                ),
+                None => format!("no function named `{name}` (functions/{name}.yaml)"),
+            };
+            problems.push(Diagnostic::field(file, at, field, msg));
+        };
+        for m in &self.messaging {
+            for (kind, field, name, at) in m.hooks.named() {
+                check(name, kind, (&m.file, at, field));
+            }
+        }
+        if let Some(name) = &self.settings.hooks.connect {
+            let file = self.dir.join("tern.yaml");
+            check(name, HookKind::Connect, (&file, None, "hooks.connect"));
         }
     }
 }

@@ -41,6 +41,28 @@ pub struct Settings {
     pub centrifuge: CentrifugeSettings,
     /// Channel history kept in memory.
     pub history: HistorySettings,
+    /// Hooks for the whole project (`hooks.connect`: every connection, every door).
+    pub hooks: ProjectHooks,
+    /// The server API (`/api/publish`...): where its keys come from.
+    pub api: ApiSettings,
+}
+
+/// Hooks for the whole project.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectHooks {
+    /// A `connect-hook` function asked before any client is admitted, on every door.
+    pub connect: Option<String>,
+}
+
+/// The server API, Centrifugo's HTTP API for backends.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// A YAML file of API keys, each with the methods and channels it may use, relative
+    /// to the project directory. With `TERN_API_KEY` (one key for everything) it is what
+    /// turns the API on; without either, `/api/*` answers 404.
+    pub keys_file: Option<PathBuf>,
 }
 
 /// The Centrifugo client protocol endpoint.
@@ -246,6 +268,8 @@ impl Default for Settings {
             realtime: RealtimeSettings::default(),
             centrifuge: CentrifugeSettings::default(),
             history: HistorySettings::default(),
+            hooks: ProjectHooks::default(),
+            api: ApiSettings::default(),
             auth: AuthSettings::default(),
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod centrifuge;
 pub mod close_code;
+pub mod control;
 pub mod origin;
 pub mod rate_limit;
 pub mod realtime;
@@ -28,6 +29,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
+use self::control::SessionRegistry;
 use crate::{
     auth::{self, TokenAuthority},
     broker::{Broker, SubscriberKind},
@@ -37,10 +39,11 @@ use crate::{
         messaging::{Anonymous, ChannelRules},
         settings::{CentrifugeSettings, RealtimeSettings, WebSocketSettings},
     },
+    hooks::SessionFunctions,
     ip_slots::{IpSlot, IpSlots},
     metrics::{Metrics, ProtocolLabel},
     reply::{Body, error},
-    runtime::pubsub_host::websocket_origin_of,
+    runtime::{FunctionRuntime, pubsub_host::websocket_origin_of},
 };
 
 /// The path prefix of the bridge.
@@ -77,6 +80,12 @@ pub struct Gateway {
     centrifuge: CentrifugeSettings,
     /// Client-protocol clients connected now, accepted since start.
     centrifuge_count: (Gauge, Counter),
+    /// Runs the hooks and RPC handlers.
+    pub(crate) runtime: Arc<FunctionRuntime>,
+    /// The serving generation's hooks and RPC handlers, swapped with `rules`.
+    pub(crate) functions: Arc<arc_swap::ArcSwap<SessionFunctions>>,
+    /// The live sessions that take orders from functions and the server API.
+    pub(crate) control: Arc<SessionRegistry>,
 }
 
 /// What a client admitted to upgrade holds: its `Sec-WebSocket-Accept` and its places in
@@ -90,11 +99,15 @@ impl Gateway {
     /// The bridge for `broker`'s channels within `settings`, counting into `metrics`.
     pub fn new(
         broker: Arc<Broker>,
-        rules: Arc<ChannelRules>,
+        (rules, functions): (Arc<ChannelRules>, Arc<SessionFunctions>),
         settings: &Settings,
         shutdown: CancellationToken,
         metrics: &Metrics,
-        tokens: Arc<TokenAuthority>,
+        (tokens, runtime, control): (
+            Arc<TokenAuthority>,
+            Arc<FunctionRuntime>,
+            Arc<SessionRegistry>,
+        ),
     ) -> Self {
         let ws = settings.websocket.clone();
         let count = |protocol| {
@@ -119,11 +132,16 @@ impl Gateway {
             realtime_count: count("realtime"),
             centrifuge: settings.centrifuge.clone(),
             centrifuge_count: count("centrifuge"),
+            runtime,
+            functions: Arc::new(arc_swap::ArcSwap::new(functions)),
+            control,
         }
     }
 
-    /// Serves the channels `rules` configure from now on (a reload).
-    pub fn set_rules(&self, rules: Arc<ChannelRules>) {
+    /// Serves the channels `rules` configure, with `functions`' hooks and handlers, from
+    /// now on (a reload).
+    pub fn set_rules(&self, rules: Arc<ChannelRules>, functions: Arc<SessionFunctions>) {
+        self.functions.store(functions);
         self.rules.store(rules);
     }
 

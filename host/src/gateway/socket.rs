@@ -130,7 +130,7 @@ pub fn close_for(e: &tungstenite::Error) -> Option<Closing> {
 }
 
 /// Sends a close frame and gives the client a moment to answer it, as the protocol expects.
-pub async fn close<W, R>(sink: &mut W, stream: &mut R, (code, reason): Closing)
+pub async fn close<W, R>(sink: &mut W, stream: &mut R, (code, reason): (CloseCode, &str))
 where
     W: Sink<Frame, Error = tungstenite::Error> + Unpin,
     R: Stream<Item = Result<Frame, tungstenite::Error>> + Unpin,

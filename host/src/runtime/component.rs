@@ -95,6 +95,24 @@ pub const MESSAGE_EXPORT: RequiredExport = RequiredExport {
     world: "pubsub-function",
     macro_name: "pubsub_function",
 };
+/// What an RPC handler must export.
+pub const RPC_EXPORT: RequiredExport =
+    RequiredExport { export: "handle-rpc", world: "rpc-function", macro_name: "rpc_function" };
+/// What a `send` handler must export.
+pub const SEND_EXPORT: RequiredExport =
+    RequiredExport { export: "handle-send", world: "send-function", macro_name: "send_function" };
+/// What a connect hook must export.
+pub const CONNECT_EXPORT: RequiredExport =
+    RequiredExport { export: "on-connect", world: "connect-hook", macro_name: "connect_hook" };
+/// What a subscribe hook must export.
+pub const SUBSCRIBE_EXPORT: RequiredExport = RequiredExport {
+    export: "on-subscribe",
+    world: "subscribe-hook",
+    macro_name: "subscribe_hook",
+};
+/// What a publish hook must export.
+pub const PUBLISH_EXPORT: RequiredExport =
+    RequiredExport { export: "on-publish", world: "publish-hook", macro_name: "publish_hook" };
 
 /// Reads and compiles `path` (through `cache` when there is one), checking that it exports
 /// `required` as a function.

@@ -6,7 +6,11 @@ use std::future::Future;
 use wasmtime::Store;
 
 use super::{
-    bindings::{http::HttpFunctionPre, message::PubsubFunctionPre, types},
+    bindings::{
+        connect::ConnectHookPre, http::HttpFunctionPre, message::PubsubFunctionPre,
+        publish::PublishHookPre, rpc::RpcFunctionPre, send::SendFunctionPre, session_types as st,
+        subscribe::SubscribeHookPre, types,
+    },
     component::{self, RequiredExport},
     state::InvocationState,
 };
@@ -68,3 +72,59 @@ impl Entry for PubsubFunctionPre<InvocationState> {
         instance.call_handle_message(&mut *store, input).await
     }
 }
+
+/// Implements [`Entry`] for a world whose export takes one record and returns a value.
+macro_rules! entry {
+    ($pre:ident, $input:ty, $output:ty, $export:expr, $call:ident) => {
+        impl Entry for $pre<InvocationState> {
+            type Input = $input;
+            type Output = $output;
+            const EXPORT: RequiredExport = $export;
+
+            fn new(
+                pre: wasmtime::component::InstancePre<InvocationState>,
+            ) -> wasmtime::Result<Self> {
+                $pre::new(pre)
+            }
+
+            async fn call(
+                &self,
+                store: &mut Store<InvocationState>,
+                input: &$input,
+            ) -> wasmtime::Result<$output> {
+                let instance = self.instantiate_async(&mut *store).await?;
+                instance.$call(&mut *store, input).await
+            }
+        }
+    };
+}
+
+entry!(
+    RpcFunctionPre,
+    st::RpcRequest,
+    Result<Vec<u8>, st::Refusal>,
+    component::RPC_EXPORT,
+    call_handle_rpc
+);
+entry!(SendFunctionPre, st::SendRequest, (), component::SEND_EXPORT, call_handle_send);
+entry!(
+    ConnectHookPre,
+    st::ConnectRequest,
+    st::ConnectDecision,
+    component::CONNECT_EXPORT,
+    call_on_connect
+);
+entry!(
+    SubscribeHookPre,
+    st::SubscribeRequest,
+    st::SubscribeDecision,
+    component::SUBSCRIBE_EXPORT,
+    call_on_subscribe
+);
+entry!(
+    PublishHookPre,
+    st::PublishRequest,
+    st::PublishDecision,
+    component::PUBLISH_EXPORT,
+    call_on_publish
+);

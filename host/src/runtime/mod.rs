@@ -12,6 +12,7 @@ pub mod entry;
 pub mod guest_output;
 pub mod pubsub_host;
 pub mod realtime_host;
+pub mod sessions_host;
 pub mod state;
 
 use std::{sync::Arc, time::Duration};

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use super::{
-    bindings::pubsub::{Error, Host, HostChannel, Publisher},
+    bindings::pubsub::{Error, Host, HostChannel, Publisher, UrlOptions},
+    realtime_host::mint_checked,
     state::InvocationState,
 };
 use crate::{
-    auth::TokenAuthority,
+    auth::{ChannelPattern, Grant, TokenAuthority},
     broker::{Broker, Envelope, Message, Origin, Payload, SubscriberKind},
     channel_name::ChannelName,
     config::{Settings, messaging::ChannelRules},
+    gateway::control::SessionRegistry,
 };
 
 /// What every invocation shares of pub/sub: the broker, the channel rules and the limits.
@@ -31,6 +33,8 @@ pub struct Pubsub {
     pub(crate) public_origin: Option<Arc<str>>,
     /// Mints the realtime endpoint's access tokens.
     pub(crate) tokens: Arc<TokenAuthority>,
+    /// The live sessions a function may subscribe, message or disconnect.
+    pub(crate) sessions: Arc<SessionRegistry>,
 }
 
 impl Pubsub {
@@ -39,7 +43,7 @@ impl Pubsub {
         broker: Arc<Broker>,
         rules: Arc<ChannelRules>,
         settings: &Settings,
-        tokens: Arc<TokenAuthority>,
+        (tokens, sessions): (Arc<TokenAuthority>, Arc<SessionRegistry>),
     ) -> Self {
         Self {
             broker,
@@ -48,6 +52,7 @@ impl Pubsub {
             max_publishes: settings.pubsub.max_publishes_per_invocation,
             public_origin: settings.public_url.as_deref().map(websocket_origin_of),
             tokens,
+            sessions,
         }
     }
 }
@@ -93,6 +98,19 @@ impl PubsubContext {
         self
     }
 
+    /// Counts one publish (or message to a client) toward this invocation's limits:
+    /// `payload_len` bytes against the largest message, one against the most publishes.
+    pub(super) fn take_publish(&mut self, payload_len: usize) -> Result<(), Error> {
+        if payload_len > self.shared.max_message {
+            return Err(Error::PayloadTooLarge(self.shared.max_message as u64));
+        }
+        if self.published >= self.shared.max_publishes {
+            return Err(Error::RateLimited);
+        }
+        self.published += 1;
+        Ok(())
+    }
+
     fn publish(&mut self, handle: &ChannelHandle, payload: Payload) -> Result<(), Error> {
         self.publish_to(handle.name.clone(), payload, Envelope::default())
     }
@@ -104,13 +122,7 @@ impl PubsubContext {
         payload: Payload,
         envelope: Envelope,
     ) -> Result<(), Error> {
-        if payload.len() > self.shared.max_message {
-            return Err(Error::PayloadTooLarge(self.shared.max_message as u64));
-        }
-        if self.published >= self.shared.max_publishes {
-            return Err(Error::RateLimited);
-        }
-        self.published += 1;
+        self.take_publish(payload.len())?;
         let origin = Origin::Function { trail: self.trail.clone() };
         let message = Message::new(channel, payload, origin).with_envelope(envelope);
         self.shared.broker.publish(message);
@@ -195,6 +207,34 @@ impl HostChannel for InvocationState {
         let handle = self.table.get(&channel)?;
         let n = self.pubsub.shared.broker.subscriber_count(&handle.name, SubscriberKind::WebSocket);
         Ok(Ok(u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    fn signed_websocket_url(
+        &mut self,
+        channel: Resource<ChannelHandle>,
+        options: UrlOptions,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        let handle = self.table.get(&channel)?;
+        if !handle.websocket {
+            return Ok(Err(Error::WebsocketDisabled(handle.name.to_string())));
+        }
+        let this = ChannelPattern::Prefix(handle.name.clone());
+        let grant = Grant {
+            subscribe: if options.read { vec![this.clone()] } else { Vec::new() },
+            publish: if options.write { vec![this] } else { Vec::new() },
+            ..Grant::default()
+        };
+        let token = match mint_checked(
+            &self.pubsub.shared.tokens,
+            grant,
+            options.subject,
+            options.ttl_seconds,
+        ) {
+            Ok(token) => token,
+            Err(e) => return Ok(Err(Error::Unavailable(e))),
+        };
+        let origin = self.pubsub.origin.as_deref().unwrap_or("");
+        Ok(Ok(format!("{origin}/ws/channel/{}?access_token={token}", handle.name)))
     }
 
     fn drop(&mut self, channel: Resource<ChannelHandle>) -> wasmtime::Result<()> {

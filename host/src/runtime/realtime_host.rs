@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     auth::{
-        ChannelPattern, Grant,
+        ChannelPattern, Grant, TokenAuthority,
         token::{MAX_MINTED_TTL, MAX_PATTERNS},
     },
     broker::{Envelope, Payload},
@@ -64,14 +64,6 @@ impl Host for InvocationState {
         user: Option<String>,
         ttl_seconds: u32,
     ) -> wasmtime::Result<Result<String, String>> {
-        let ttl = Duration::from_secs(u64::from(ttl_seconds));
-        if ttl.is_zero() || ttl > MAX_MINTED_TTL {
-            let max = MAX_MINTED_TTL.as_secs();
-            return Ok(Err(format!("ttl-seconds must be 1 to {max}, not {ttl_seconds}")));
-        }
-        if user.as_ref().is_some_and(|u| u.len() > MAX_STATUS) {
-            return Ok(Err(format!("user is longer than {MAX_STATUS} bytes")));
-        }
         let patterns = |list: Vec<String>, field: &str| {
             if list.len() > MAX_PATTERNS {
                 return Err(format!("{field}: at most {MAX_PATTERNS} patterns"));
@@ -81,16 +73,34 @@ impl Host for InvocationState {
                 .collect::<Result<Vec<_>, _>>()
         };
         let grant = match (patterns(subscribe, "subscribe"), patterns(publish, "publish")) {
-            (Ok(subscribe), Ok(publish)) => {
-                Grant { user: user.map(Arc::from), subscribe, publish, ..Grant::default() }
-            }
+            (Ok(subscribe), Ok(publish)) => Grant { subscribe, publish, ..Grant::default() },
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let token = match self.pubsub.shared.tokens.mint(&grant, ttl) {
+        let token = match mint_checked(&self.pubsub.shared.tokens, grant, user, ttl_seconds) {
             Ok(token) => token,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Err(e)),
         };
         let origin = self.pubsub.origin.as_deref().unwrap_or("");
         Ok(Ok(format!("{origin}{PATH}?access_token={token}")))
     }
+}
+
+/// A token granting `grant` to `user` for `ttl_seconds` (1 to [`MAX_MINTED_TTL`]): what
+/// every URL a function mints carries (realtime and raw bridge alike).
+pub(super) fn mint_checked(
+    tokens: &TokenAuthority,
+    grant: Grant,
+    user: Option<String>,
+    ttl_seconds: u32,
+) -> Result<String, String> {
+    let ttl = Duration::from_secs(u64::from(ttl_seconds));
+    if ttl.is_zero() || ttl > MAX_MINTED_TTL {
+        let max = MAX_MINTED_TTL.as_secs();
+        return Err(format!("ttl-seconds must be 1 to {max}, not {ttl_seconds}"));
+    }
+    if user.as_ref().is_some_and(|u| u.len() > MAX_STATUS) {
+        return Err(format!("the user (subject) is longer than {MAX_STATUS} bytes"));
+    }
+    let grant = Grant { user: user.map(Arc::from), ..grant };
+    tokens.mint(&grant, ttl).map_err(|e| e.to_string())
 }

@@ -16,7 +16,7 @@ use crate::{
     auth::{self, Action, TokenAuthority},
     broker::{Broker, BrokerStats, MemoryHistory},
     config::{Diagnostic, Diagnostics, Project, Settings, bounds, messaging::Anonymous},
-    gateway::Gateway,
+    gateway::{Gateway, control::SessionRegistry},
     metrics::{Metrics, ReloadLabels},
     runtime::{FunctionRuntime, cache::ComponentCache},
 };
@@ -93,27 +93,34 @@ impl App {
         )
         .map_err(|e| Diagnostics(vec![Diagnostic::file(&project.dir, format!("{e:#}"))]))?
         .with_metrics(metrics.clone());
+        let runtime = Arc::new(runtime);
+        let sessions = SessionRegistry::new();
         let tokens = TokenAuthority::load(&settings.auth, &project.dir).map_err(|e| {
             let at = project.dir.join("tern.yaml");
             Diagnostics(vec![Diagnostic::file(&at, e)])
         })?;
-        let host =
-            HostParts { runtime: &runtime, broker: &broker, metrics: &metrics, tokens: &tokens };
+        let host = HostParts {
+            runtime: &runtime,
+            broker: &broker,
+            metrics: &metrics,
+            tokens: &tokens,
+            sessions: &sessions,
+        };
         let generation = Generation::build(1, project, inventory, &host)?;
         let rules = generation.rules.clone();
         broker.set_rules(rules.clone());
         let gateway = Gateway::new(
             broker.clone(),
-            rules,
+            (rules, generation.functions.clone()),
             &settings,
             shutdown.clone(),
             &metrics,
-            tokens.clone(),
+            (tokens.clone(), runtime.clone(), sessions.clone()),
         );
         metrics.generation.set(1);
         Ok(App {
             settings,
-            runtime: Arc::new(runtime),
+            runtime,
             broker,
             gateway,
             current: ArcSwap::from_pointee(generation),
@@ -188,7 +195,7 @@ impl App {
         let listeners =
             next.start_triggers(&self.runtime, &self.settings, &self.shutdown, &self.trigger_tasks);
         self.current.store(next.clone());
-        self.gateway.set_rules(next.rules.clone());
+        self.gateway.set_rules(next.rules.clone(), next.functions.clone());
         self.broker.set_rules(next.rules.clone());
         self.broker.set_listeners(listeners);
         next.adopt_backlog(&current);
@@ -243,6 +250,7 @@ impl App {
             broker: &self.broker,
             metrics: &self.metrics,
             tokens: &self.tokens,
+            sessions: &self.gateway.control,
         };
         match Generation::build(number, &project, inventory, &host) {
             Ok(next) => problems.into_result(next),

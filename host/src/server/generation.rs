@@ -18,6 +18,8 @@ use crate::{
         Diagnostic, Diagnostics, FunctionSpec, MessagingSpec, Project, Settings, Trigger,
         messaging::ChannelRules,
     },
+    gateway::control::SessionRegistry,
+    hooks::SessionFunctions,
     metrics::Metrics,
     runtime::{FunctionRuntime, LoadError, MessageFunction, pubsub_host::Pubsub},
     trigger::{
@@ -39,6 +41,8 @@ pub struct HostParts<'a> {
     pub metrics: &'a Metrics,
     /// Mints access tokens for functions.
     pub tokens: &'a Arc<TokenAuthority>,
+    /// The live sessions functions may control.
+    pub sessions: &'a Arc<SessionRegistry>,
 }
 
 /// A project compiled and ready to serve.
@@ -53,6 +57,8 @@ pub struct Generation {
     pub(crate) rules: Arc<ChannelRules>,
     /// What this generation's functions reach of pub/sub.
     pub(crate) pubsub: Arc<Pubsub>,
+    /// RPC and send handlers, hooks.
+    pub(crate) functions: Arc<SessionFunctions>,
     /// Pubsub-triggered functions.
     triggers: Vec<PubsubTrigger>,
     /// Once started: each trigger's function, queue and counters.
@@ -71,10 +77,15 @@ impl Generation {
         inventory: Inventory,
         host: &HostParts<'_>,
     ) -> Result<Generation, Diagnostics> {
-        let HostParts { runtime, broker, metrics, tokens } = *host;
+        let HostParts { runtime, broker, metrics, tokens, sessions } = *host;
         let settings = &project.settings;
         let rules = Arc::new(ChannelRules::new(project.messaging.clone()));
-        let pubsub = Arc::new(Pubsub::new(broker.clone(), rules.clone(), settings, tokens.clone()));
+        let pubsub = Arc::new(Pubsub::new(
+            broker.clone(),
+            rules.clone(),
+            settings,
+            (tokens.clone(), sessions.clone()),
+        ));
         let mut router = Router::default();
         let mut triggers = Vec::new();
         let mut problems = Diagnostics::default();
@@ -93,12 +104,19 @@ impl Generation {
                         triggers.push(trigger);
                     }
                 }),
+                // Compiled below, with the other functions of the real-time path.
+                Trigger::Rpc { .. } | Trigger::Send | Trigger::Hook(_) => Ok(()),
             };
             if let Err(e) = loaded {
                 problems.push(source_problem(spec, &e));
             }
         }
+        let (functions, failed) = SessionFunctions::build(project, runtime, pubsub.clone());
+        for (spec, e) in failed {
+            problems.push(source_problem(&spec, &e));
+        }
         problems.into_result(Generation {
+            functions: Arc::new(functions),
             number,
             dir: project.dir.clone(),
             router,

@@ -70,7 +70,10 @@ impl Inventory {
             }
         }
         for m in &project.messaging {
-            let print = format!("{} {:?} {}", m.pattern, m.matcher, m.websocket);
+            let print = format!(
+                "{} {:?} {} {} {:?} {:?}",
+                m.pattern, m.matcher, m.websocket, m.require_token, m.hooks, m.options
+            );
             inventory.channels.insert(m.name.clone(), print);
         }
         inventory

@@ -136,7 +136,7 @@ impl Format {
     /// A payload as `data`, and whether it went as base64. Protobuf carries the bytes. JSON
     /// embeds a JSON payload as is; other text goes as a JSON string, binary as a base64
     /// JSON string.
-    fn data(self, payload: &Payload, json: bool) -> (Bytes, bool) {
+    pub(super) fn data(self, payload: &Payload, json: bool) -> (Bytes, bool) {
         match self {
             Format::Protobuf => (payload.bytes().clone(), false),
             Format::Json if payload.is_text() && (json || is_json(payload.bytes())) => {

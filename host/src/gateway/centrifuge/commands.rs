@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::{
-    codec,
+    calls, codec,
+    codec::Format,
     disconnect::{self, Disconnect, ErrorCode},
     proto,
     session::{Connected, Session, Subscription, unix_now},
@@ -18,12 +21,26 @@ use crate::{
     },
     channel_name::ChannelName,
     config::messaging::{Anonymous, MessagingSpec},
+    hooks::{self, Caller, Verdict},
 };
 
 /// Why a command is refused: an error reply, or the end of the connection.
 pub(super) enum Refusal {
     Error(ErrorCode),
     Close(Disconnect),
+    /// A hook's denial, answered with its own code and reason.
+    Hook(hooks::Refusal),
+}
+
+impl Refusal {
+    /// What a hook's verdict that is not an allow becomes.
+    fn of_verdict<T>(verdict: Verdict<T>) -> Result<T, Refusal> {
+        match verdict {
+            Verdict::Allow(t) => Ok(t),
+            Verdict::Deny(r) => Err(Refusal::Hook(r)),
+            Verdict::Disconnect(r) => Err(Refusal::Close(calls::refusal_close(r))),
+        }
+    }
 }
 
 impl From<ErrorCode> for Refusal {
@@ -45,7 +62,7 @@ const VERSION: &str = concat!("tern ", env!("CARGO_PKG_VERSION"));
 
 impl Session<'_> {
     /// Carries out one command; its reply, if it has one, or why the connection ends.
-    pub(super) fn handle(
+    pub(super) async fn handle(
         &mut self,
         command: proto::Command,
     ) -> Result<Option<proto::Reply>, Disconnect> {
@@ -56,8 +73,9 @@ impl Session<'_> {
                 self.ponged();
                 return Ok(None);
             }
-            if command.send.is_some() && self.connected.is_some() {
-                return Ok(None); // nothing serves send yet
+            if let Some(send) = command.send.filter(|_| self.connected.is_some()) {
+                self.send(send.data).await;
+                return Ok(None);
             }
             return Err(disconnect::BAD_REQUEST);
         }
@@ -65,14 +83,17 @@ impl Session<'_> {
             // A command before connecting, or a second connect.
             return Err(disconnect::BAD_REQUEST);
         }
+        if let Some(req) = command.rpc {
+            return Ok(self.rpc(id, req).await);
+        }
         let answer = if let Some(req) = command.connect {
-            self.connect(id, req)
+            self.connect(id, req).await
         } else if let Some(req) = command.subscribe {
-            self.subscribe(id, req)
+            self.subscribe(id, req).await
         } else if let Some(req) = command.unsubscribe {
             self.unsubscribe(id, &req.channel)
         } else if let Some(req) = command.publish {
-            self.publish(id, req)
+            self.publish(id, req).await
         } else if let Some(req) = command.presence {
             self.presence(id, &req.channel)
         } else if let Some(req) = command.presence_stats {
@@ -86,17 +107,20 @@ impl Session<'_> {
         } else if let Some(req) = command.sub_refresh {
             self.sub_refresh(id, req)
         } else {
-            Err(disconnect::METHOD_NOT_FOUND.into()) // rpc, send, or nothing known
+            Err(disconnect::METHOD_NOT_FOUND.into()) // a send with an id, or nothing known
         };
         match answer {
             Ok(reply) => Ok(Some(reply)),
             Err(Refusal::Error(e)) => Ok(Some(e.reply(id))),
+            Err(Refusal::Hook(r)) => {
+                Ok(Some(calls::refusal_reply(id, &r, disconnect::PERMISSION_DENIED)))
+            }
             Err(Refusal::Close(d)) => Err(d),
         }
     }
 
-    fn connect(&mut self, id: u32, req: proto::ConnectRequest) -> Answer {
-        let grant = if req.token.is_empty() {
+    async fn connect(&mut self, id: u32, req: proto::ConnectRequest) -> Answer {
+        let mut grant = if req.token.is_empty() {
             if !self.ctx.settings.allow_anonymous {
                 return Err(disconnect::UNAUTHORIZED.into());
             }
@@ -105,8 +129,29 @@ impl Session<'_> {
             let grant = self.ctx.tokens.verify(&req.token).map_err(|e| self.token_refusal(&e))?;
             Grant { anonymous: Anonymous::Publish, ..grant }
         };
+        let functions = self.ctx.functions.load_full();
+        if functions.has_project_connect() {
+            let caller = Caller {
+                id: self.client.clone(),
+                user: grant.user.clone(),
+                protocol: calls::PROTOCOL,
+                info: grant.info.clone(),
+                address: self.ctx.peer,
+            };
+            let verdict = functions
+                .connect(&self.ctx.runtime, &caller, (&req.data, &self.ctx.headers), None)
+                .await;
+            let admission = Refusal::of_verdict(verdict)?;
+            if let Some(user) = admission.user {
+                grant.user = (!user.is_empty()).then_some(user);
+            }
+            if let Some(info) = admission.info {
+                grant.info = Some(info);
+            }
+        }
+        let user = grant.user.clone().unwrap_or_else(|| Arc::from(""));
         let info = Arc::new(ClientInfo {
-            user: grant.user.clone().unwrap_or_else(|| Arc::from("")),
+            user: user.clone(),
             client: self.client.clone(),
             conn_info: grant.info.clone(),
             chan_info: None,
@@ -114,6 +159,7 @@ impl Session<'_> {
         let grant = Arc::new(grant);
         let inbox = self.ctx.broker.inbox(Some(grant.clone()));
         self.connected = Some(Connected { grant: grant.clone(), info, inbox });
+        self.orders = Some(self.ctx.control.register(self.client.clone(), user));
         // Server-side subscriptions: the token's `channels`, recovering where the client
         // says it was.
         let mut subs = Vec::new();
@@ -161,7 +207,7 @@ impl Session<'_> {
         Ok(proto::Reply { id, connect: Some(result), ..Default::default() })
     }
 
-    fn subscribe(&mut self, id: u32, req: proto::SubscribeRequest) -> Answer {
+    async fn subscribe(&mut self, id: u32, req: proto::SubscribeRequest) -> Answer {
         self.take_change()?;
         let (name, spec) = self.channel(&req.channel)?;
         if self.subscriptions.contains_key(&name) {
@@ -193,7 +239,12 @@ impl Session<'_> {
         };
         let since = (req.recover && spec.options.recovery)
             .then(|| StreamPosition { offset: req.offset, epoch: req.epoch.as_str().into() });
-        let chan_info = token.as_ref().and_then(|t| t.info.clone());
+        let mut chan_info = token.as_ref().and_then(|t| t.info.clone());
+        if let Some(hook) = &spec.hooks.subscribe
+            && let Some(info) = self.ask_subscribe(hook, &name, spec.hooks.cache).await?
+        {
+            chan_info = Some(info);
+        }
         let expires_at = token.map(|t| t.expires_at);
         let mut result = self.attach(&name, since.as_ref(), chan_info, expires_at)?;
         result.was_recovering = req.recover;
@@ -201,7 +252,7 @@ impl Session<'_> {
     }
 
     /// Subscribes to `name` (checked), recovering after `since`; announces the join.
-    fn attach(
+    pub(super) fn attach(
         &mut self,
         name: &ChannelName,
         since: Option<&StreamPosition>,
@@ -248,7 +299,7 @@ impl Session<'_> {
         Ok(proto::Reply { id, unsubscribe: Some(proto::Empty {}), ..Default::default() })
     }
 
-    fn publish(&mut self, id: u32, req: proto::PublishRequest) -> Answer {
+    async fn publish(&mut self, id: u32, req: proto::PublishRequest) -> Answer {
         let (name, spec) = self.channel(&req.channel)?;
         if req.data.is_empty() {
             return Err(disconnect::BAD_REQUEST_ERROR.into());
@@ -259,7 +310,26 @@ impl Session<'_> {
             return Err(disconnect::PERMISSION_DENIED.into());
         }
         let publisher = subscription.map_or_else(|| connected.info.clone(), |s| s.info.clone());
-        let (payload, json) = codec::payload_of(self.format, req.data);
+        let mut data = req.data;
+        if let Some(hook) = &spec.hooks.publish {
+            let caller = Caller::of(&publisher, calls::PROTOCOL, self.ctx.peer);
+            let binary = self.format == Format::Protobuf && std::str::from_utf8(&data).is_err();
+            let max = usize::try_from(self.ctx.websocket.max_message.0).unwrap_or(usize::MAX);
+            let functions = self.ctx.functions.load_full();
+            let verdict = functions
+                .publish(
+                    &self.ctx.runtime,
+                    hook,
+                    &caller,
+                    (name.as_str(), &data, binary),
+                    (max, self.format == Format::Json),
+                )
+                .await;
+            if let Some(rewritten) = Refusal::of_verdict(verdict)? {
+                data = Bytes::from(rewritten);
+            }
+        }
+        let (payload, json) = codec::payload_of(self.format, data);
         let envelope = Envelope {
             connection: Some(self.client.clone()),
             json,
@@ -351,6 +421,26 @@ impl Session<'_> {
         let (expires, ttl) = ttl_of(Some(sub.expires_at));
         let result = proto::SubRefreshResult { expires, ttl };
         Ok(proto::Reply { id, sub_refresh: Some(result), ..Default::default() })
+    }
+
+    /// Asks subscribe hook `hook` whether this connection may subscribe to `name` (or
+    /// remembers its answer of less than `cache` ago); the channel info it gave.
+    async fn ask_subscribe(
+        &mut self,
+        hook: &str,
+        name: &ChannelName,
+        cache: std::time::Duration,
+    ) -> Result<Option<Arc<str>>, Refusal> {
+        if let Some(info) = self.decisions.get(name) {
+            return Ok(info);
+        }
+        let caller = self.caller().ok_or(Refusal::Close(disconnect::BAD_REQUEST))?;
+        let functions = self.ctx.functions.load_full();
+        let verdict =
+            functions.subscribe(&self.ctx.runtime, hook, &caller, (name.as_str(), &[])).await;
+        let info = Refusal::of_verdict(verdict)?;
+        self.decisions.put(name, info.clone(), cache);
+        Ok(info)
     }
 
     /// The channel `channel` names, and the bridged config governing it.

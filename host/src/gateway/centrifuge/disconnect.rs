@@ -2,31 +2,37 @@
 //! so the SDKs react to tern as they do to Centrifugo: codes below 3500 make them
 //! reconnect, 3500 to 3999 stop them; an error marked temporary makes them retry.
 
+use std::borrow::Cow;
+
 use super::proto;
 
 /// A reason to close the connection: a close frame with this code and reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disconnect {
     /// The close code.
     pub code: u16,
     /// The close reason.
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
+}
+
+const fn close(code: u16, reason: &'static str) -> Disconnect {
+    Disconnect { code, reason: Cow::Borrowed(reason) }
 }
 
 /// The host is shutting down: reconnect (elsewhere, later).
-pub const SHUTDOWN: Disconnect = Disconnect { code: 3001, reason: "shutdown" };
+pub const SHUTDOWN: Disconnect = close(3001, "shutdown");
 /// The connection token expired and was not refreshed: reconnect with a fresh one.
-pub const EXPIRED: Disconnect = Disconnect { code: 3005, reason: "connection expired" };
+pub const EXPIRED: Disconnect = close(3005, "connection expired");
 /// The client read too slowly: its queue overflowed.
-pub const SLOW: Disconnect = Disconnect { code: 3008, reason: "slow" };
+pub const SLOW: Disconnect = close(3008, "slow");
 /// The client did not answer a ping in time.
-pub const NO_PONG: Disconnect = Disconnect { code: 3012, reason: "no pong" };
+pub const NO_PONG: Disconnect = close(3012, "no pong");
 /// The connection token is not valid (bad signature, algorithm, claims).
-pub const INVALID_TOKEN: Disconnect = Disconnect { code: 3500, reason: "invalid token" };
+pub const INVALID_TOKEN: Disconnect = close(3500, "invalid token");
 /// The client sent what the protocol does not allow.
-pub const BAD_REQUEST: Disconnect = Disconnect { code: 3501, reason: "bad request" };
+pub const BAD_REQUEST: Disconnect = close(3501, "bad request");
 /// The client did not connect in time.
-pub const STALE: Disconnect = Disconnect { code: 3502, reason: "stale" };
+pub const STALE: Disconnect = close(3502, "stale");
 
 /// An error the client may handle without losing its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! Centrifugo's published SDKs work against tern unchanged. What tern implements, and how
 //! it departs from Centrifugo, is in `docs/protocol.md`.
 
+mod calls;
 mod codec;
 mod commands;
 pub mod disconnect;
@@ -51,6 +52,11 @@ impl Gateway {
             settings: self.centrifuge.clone(),
             tokens: self.tokens.clone(),
             shutdown: self.shutdown.clone(),
+            runtime: self.runtime.clone(),
+            functions: self.functions.clone(),
+            control: self.control.clone(),
+            peer,
+            headers: req.headers().clone(),
         };
         let connected = self.centrifuge_count.0.clone();
         self.centrifuge_count.1.inc();

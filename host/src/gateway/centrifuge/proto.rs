@@ -154,6 +154,9 @@ pub struct Reply {
     #[prost(message, optional, tag = "12")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping: Option<Empty>,
+    #[prost(message, optional, tag = "13")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<RpcResult>,
     #[prost(message, optional, tag = "14")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<RefreshResult>,
@@ -178,6 +181,40 @@ pub struct Push {
     #[prost(message, optional, tag = "7")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribe: Option<UnsubscribePush>,
+    #[prost(message, optional, tag = "8")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<DataPush>,
+    #[prost(message, optional, tag = "9")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<SubscribePush>,
+}
+
+/// A `message` push (data sent to one client), and an RPC's result: data only.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct DataPush {
+    #[prost(bytes = "bytes", tag = "1")]
+    #[serde(with = "raw")]
+    pub data: Bytes,
+}
+
+/// The result of an RPC.
+pub type RpcResult = DataPush;
+
+/// A server-side subscription made after connect.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct SubscribePush {
+    #[prost(bool, tag = "1")]
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub recoverable: bool,
+    #[prost(string, tag = "4")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    #[prost(uint64, tag = "5")]
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub offset: u64,
+    #[prost(bool, tag = "6")]
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub positioned: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
@@ -229,6 +266,9 @@ pub struct ConnectRequest {
     #[prost(string, tag = "1")]
     #[serde(default)]
     pub token: String,
+    #[prost(bytes = "bytes", tag = "2")]
+    #[serde(default, with = "raw")]
+    pub data: Bytes,
     #[prost(map = "string, message", tag = "3")]
     #[serde(default)]
     pub subs: HashMap<String, SubscribeRequest>,
@@ -420,14 +460,21 @@ pub struct HistoryResult {
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct RpcRequest {
+    #[prost(bytes = "bytes", tag = "1")]
+    #[serde(default, with = "raw")]
+    pub data: Bytes,
     #[prost(string, tag = "2")]
     #[serde(default)]
     pub method: String,
 }
 
-/// The request of send: data only (tern does not read it yet).
+/// The request of send: data only.
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
-pub struct DataRequest {}
+pub struct DataRequest {
+    #[prost(bytes = "bytes", tag = "1")]
+    #[serde(default, with = "raw")]
+    pub data: Bytes,
+}
 
 /// The empty messages: ping's request and result, unsubscribe's and publish's results.
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]

@@ -11,8 +11,11 @@ use std::{
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use std::net::IpAddr;
+
 use tokio::{
     io::{AsyncRead, AsyncWrite},
+    sync::{Semaphore, mpsc},
     time::Instant,
 };
 use tokio_tungstenite::{
@@ -35,10 +38,13 @@ use crate::{
         settings::{CentrifugeSettings, WebSocketSettings},
     },
     gateway::{
+        control::{Control, Registered, SessionRegistry},
         rate_limit::TokenBucket,
         session::MAX_BATCH,
         socket::{self, FrameLimits, close_for, data_size},
     },
+    hooks::{SessionFunctions, cache::DecisionCache},
+    runtime::FunctionRuntime,
 };
 
 /// What a session needs from the host.
@@ -55,7 +61,20 @@ pub struct Context {
     pub tokens: Arc<TokenAuthority>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
+    /// Runs RPC handlers and hooks.
+    pub runtime: Arc<FunctionRuntime>,
+    /// The serving generation's RPC handlers and hooks (a reload swaps them).
+    pub functions: Arc<ArcSwap<SessionFunctions>>,
+    /// Where the session registers to take orders from functions and the server API.
+    pub control: Arc<SessionRegistry>,
+    /// The client's address.
+    pub peer: IpAddr,
+    /// The upgrade request's headers, for connect hooks.
+    pub headers: http::HeaderMap,
 }
+
+/// Most RPCs and sends of one connection running at once; more wait their turn.
+pub(super) const MAX_CALLS_IN_FLIGHT: usize = 32;
 
 /// Subscribes and unsubscribes one connection may make per second (and in a burst).
 pub(super) const SUBSCRIPTION_CHANGES_PER_SECOND: u32 = 100;
@@ -101,6 +120,17 @@ pub(super) struct Session<'a> {
     pub changes: TokenBucket,
     /// When the server's last ping must be answered by.
     pong_due: Option<Instant>,
+    /// Orders from functions and the server API, once connected (with its place in the
+    /// registry, which it leaves when dropped).
+    pub orders: Option<(Registered, mpsc::Receiver<Control>)>,
+    /// Replies of RPCs answered in their own tasks. Unbounded, but an answer is queued
+    /// only by a call holding one of `calls`' permits, and the loop drains them between
+    /// frames.
+    pub answers: (mpsc::UnboundedSender<Bytes>, mpsc::UnboundedReceiver<Bytes>),
+    /// One permit per RPC or send running.
+    pub calls: Arc<Semaphore>,
+    /// Subscribe hooks' answers kept for `hooks.cache`.
+    pub decisions: DecisionCache,
 }
 
 /// Runs the session until the client leaves, breaks a rule, or the host shuts down.
@@ -118,6 +148,10 @@ where
         subscriptions: HashMap::new(),
         changes,
         pong_due: None,
+        orders: None,
+        answers: mpsc::unbounded_channel(),
+        calls: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+        decisions: DecisionCache::default(),
     };
     let write_timeout = ctx.websocket.write_timeout.0;
     let mut limits = FrameLimits::new(&ctx.websocket);
@@ -148,11 +182,11 @@ where
             frame = stream.next() => {
                 let frame = match frame {
                     None => break None,
-                    Some(Err(e)) => break close_for(&e).map(|(code, reason)| Disconnect { code: code.into(), reason }),
+                    Some(Err(e)) => break close_for(&e).map(|(code, reason)| Disconnect { code: code.into(), reason: reason.into() }),
                     Some(Ok(frame)) => frame,
                 };
                 if let Err((code, reason)) = data_size(&frame).map_or(Ok(()), |size| limits.take(size)) {
-                    break Some(Disconnect { code: code.into(), reason });
+                    break Some(Disconnect { code: code.into(), reason: reason.into() });
                 }
                 let (bytes, text) = match frame {
                     Frame::Text(text) => (Bytes::from(text), true),
@@ -160,7 +194,7 @@ where
                     Frame::Close(_) => break None, // tungstenite answers the close
                     _ => continue, // ping (answered by tungstenite), pong, raw frame
                 };
-                let replies = match session.handle_frame(bytes, text) {
+                let replies = match session.handle_frame(bytes, text).await {
                     Ok(replies) => replies,
                     Err(d) => break Some(d),
                 };
@@ -171,7 +205,25 @@ where
                     }
                 }
             }
-            message = session.next_message() => {
+            Some(order) = next_order(&mut session.orders) => {
+                let replies = match session.obey(order) {
+                    Ok(replies) => replies,
+                    Err(d) => break Some(d),
+                };
+                if !replies.is_empty() {
+                    let frame = session.frame(format.join(&replies));
+                    if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                        break None;
+                    }
+                }
+            }
+            Some(answer) = session.answers.1.recv() => {
+                let frame = session.frame(answer);
+                if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                    break None;
+                }
+            }
+            message = next_message(&mut session.connected) => {
                 let Some(message) = message else { break Some(disconnect::SLOW) };
                 let mut pushes = Vec::new();
                 session.push_of(&message, &mut pushes);
@@ -192,14 +244,14 @@ where
     };
     session.leave_all();
     if let Some(d) = close {
-        tracing::debug!(client = %session.client, code = d.code, reason = d.reason, "closing client-protocol connection");
-        socket::close(&mut sink, &mut stream, (CloseCode::from(d.code), d.reason)).await;
+        tracing::debug!(client = %session.client, code = d.code, reason = %d.reason, "closing client-protocol connection");
+        socket::close(&mut sink, &mut stream, (CloseCode::from(d.code), &d.reason)).await;
     }
 }
 
 impl Session<'_> {
     /// The commands of one frame, carried out in order; the replies to send back.
-    fn handle_frame(&mut self, bytes: Bytes, text: bool) -> Result<Vec<Bytes>, Disconnect> {
+    async fn handle_frame(&mut self, bytes: Bytes, text: bool) -> Result<Vec<Bytes>, Disconnect> {
         let commands = self.format.decode(bytes, text).map_err(|e| {
             tracing::debug!(client = %self.client, error = %e, "bad frame");
             disconnect::BAD_REQUEST
@@ -214,21 +266,13 @@ impl Session<'_> {
                 replies.push(self.format.encode(&disconnect::LIMIT_EXCEEDED.reply(command.id)));
                 continue;
             }
-            if let Some(reply) = self.handle(command)? {
+            if let Some(reply) = self.handle(command).await? {
                 let reply = self.format.encode(&reply);
                 size += reply.len();
                 replies.push(reply);
             }
         }
         Ok(replies)
-    }
-
-    /// The next message of the connection's queue (never, before it connects).
-    async fn next_message(&mut self) -> Option<Arc<Message>> {
-        match &mut self.connected {
-            Some(connected) => connected.inbox.recv().await,
-            None => std::future::pending().await,
-        }
     }
 
     /// Adds the push of `message` to `pushes`, unless the client left its channel since.
@@ -339,7 +383,12 @@ impl Session<'_> {
     }
 
     /// Ends the subscription to `name` from the server's side: the unsubscribe push.
-    fn end_subscription(&mut self, name: &ChannelName, code: u32, reason: &str) -> Bytes {
+    pub(super) fn end_subscription(
+        &mut self,
+        name: &ChannelName,
+        code: u32,
+        reason: &str,
+    ) -> Bytes {
         self.leave(name);
         let push = proto::Push {
             channel: name.as_str().to_owned(),
@@ -368,6 +417,22 @@ impl Session<'_> {
         for name in names {
             self.leave(&name);
         }
+    }
+}
+
+/// The next message of the connection's queue (never, before it connects).
+async fn next_message(connected: &mut Option<Connected>) -> Option<Arc<Message>> {
+    match connected {
+        Some(connected) => connected.inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next order for a session that takes them (never, before it connects).
+async fn next_order(orders: &mut Option<(Registered, mpsc::Receiver<Control>)>) -> Option<Control> {
+    match orders {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
