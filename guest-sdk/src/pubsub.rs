@@ -85,6 +85,20 @@ impl Channel {
         Ok(self.inner.websocket_url()?)
     }
 
+    /// The WebSocket URL with a signed token: it works for `options.ttl_seconds`, names its
+    /// holder, and lets it read and write as the options say. A config with
+    /// `bridges.websocket.require_token` admits only such URLs; elsewhere a URL with
+    /// `write` lets its holder publish where anonymous clients may only read.
+    pub fn signed_websocket_url(&self, options: &UrlOptions) -> Result<String, Error> {
+        let options = wit::UrlOptions {
+            ttl_seconds: options.ttl_seconds,
+            subject: options.subject.clone(),
+            read: options.read,
+            write: options.write,
+        };
+        Ok(self.inner.signed_websocket_url(&options)?)
+    }
+
     /// Publishes binary data to every subscriber (WebSocket clients get a binary frame).
     pub fn publish(&self, data: &[u8]) -> Result<(), Error> {
         Ok(self.inner.publish(data)?)
@@ -170,4 +184,32 @@ pub struct Publisher {
 /// from functions).
 pub fn publisher() -> Option<Publisher> {
     wit::message_publisher().map(|p| Publisher { client_id: p.client_id, user: p.user })
+}
+
+/// What a signed WebSocket URL lets its holder do, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlOptions {
+    ttl_seconds: u32,
+    subject: Option<String>,
+    read: bool,
+    write: bool,
+}
+
+impl UrlOptions {
+    /// Read and write, for `ttl_seconds` (1 to 604800), for nobody in particular.
+    pub fn new(ttl_seconds: u32) -> Self {
+        Self { ttl_seconds, subject: None, read: true, write: true }
+    }
+
+    /// Names the holder (the token's `sub`: what hooks see as the user).
+    pub fn subject(mut self, subject: &str) -> Self {
+        self.subject = Some(subject.to_owned());
+        self
+    }
+
+    /// Lets the holder read but not publish.
+    pub fn read_only(mut self) -> Self {
+        self.write = false;
+        self
+    }
 }

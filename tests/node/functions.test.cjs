@@ -36,6 +36,11 @@ bridges: { websocket: { enable: true } }
 presence: true
 hooks: { subscribe: hook_subscribe, publish: hook_publish }
 `,
+  'functions/get_websocket_url.yaml': fn('{ type: http, method: GET, paths: [/api/ws] }', 'get_websocket_url'),
+  'messaging/chat.yaml': `
+channel: { match: chat/rooms }
+bridges: { websocket: { enable: true, require_token: true } }
+`,
   'messaging/open.yaml': `
 channel: { match: open }
 bridges: { websocket: { enable: true } }
@@ -233,3 +238,160 @@ for (const format of FORMATS) {
     assert.deepEqual([ctx.code, ctx.reason], [4521, 'kicked by rpc']);
   });
 }
+
+// ---------------------------------------------------------------------------------------
+// The raw bridge: the same hooks before the upgrade and on every frame, and signed URLs.
+
+/** Opens a raw socket to `path`: resolves with it once open, or with the refusal. */
+function raw(path, headers = {}) {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(tern.ws(path), { headers });
+    socket.received = [];
+    socket.on('message', (data) => socket.received.push(data.toString()));
+    socket.once('open', () => resolve({ socket }));
+    socket.once('unexpected-response', (_, res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    socket.once('error', (error) => resolve({ error }));
+  });
+}
+
+const rawSockets = new Set();
+afterEach(() => {
+  for (const s of rawSockets) s.terminate();
+  rawSockets.clear();
+});
+
+async function open(path, headers) {
+  const got = await raw(path, headers);
+  assert.ok(got.socket, `${path}: ${JSON.stringify(got)}${tern.tail()}`);
+  rawSockets.add(got.socket);
+  return got.socket;
+}
+
+const until = (what, cond) =>
+  within(5000, (async () => { while (!cond()) await sleep(10); })(), what);
+
+test('raw bridge: connect and subscribe hooks refuse with 403 and their reason', async () => {
+  const denied = await raw(`/ws/channel/${channel('open', 'c')}`, { 'x-hook': 'deny' });
+  assert.equal(denied.status, 403);
+  assert.match(denied.body, /the connect hook says no/);
+  const trapped = await raw(`/ws/channel/${channel('open', 'c')}`, { 'x-hook': 'trap' });
+  assert.equal(trapped.status, 403);
+  assert.match(trapped.body, /the connect hook failed/);
+  const closed = await raw(`/ws/channel/${channel('guarded', 's')}/denied`);
+  assert.equal(closed.status, 403);
+  assert.match(closed.body, /no entry to guarded\//);
+  const failed = await raw(`/ws/channel/${channel('guarded', 's')}/spin`);
+  assert.equal(failed.status, 403);
+  assert.match(failed.body, /the subscribe hook failed/);
+  await open(`/ws/channel/${channel('guarded', 's')}/fine`);
+});
+
+test('raw bridge: the publish hook passes, rewrites, refuses to the sender alone, closes', async () => {
+  const path = `/ws/channel/${channel('guarded', 'raw')}`;
+  const [alice, bob] = [await open(path), await open(path)];
+  alice.send('hello');
+  alice.send('shout it');
+  alice.send('a banned word');
+  alice.send('trap');
+  alice.send('after');
+  await until('bob gets three', () => bob.received.length >= 3);
+  await until('alice gets two refusals', () => alice.received.length >= 2);
+  assert.deepEqual(bob.received, ['hello', 'SHOUT IT', 'after']);
+  assert.deepEqual(alice.received.map((t) => JSON.parse(t)), [
+    { error: { code: 1400, reason: 'that word is not allowed here' } },
+    { error: { code: 0, reason: 'the publish hook failed' } },
+  ]);
+  const code = new Promise((resolve) => alice.once('close', (c) => resolve(c)));
+  alice.send('kick');
+  assert.equal(await within(5000, code, 'close'), 4501);
+  await sleep(100);
+  assert.deepEqual(bob.received, ['hello', 'SHOUT IT', 'after']);
+});
+
+test('raw bridge: require_token admits signed URLs only: 401 forged, expired or missing, 403 elsewhere', async () => {
+  const res = await fetch(tern.url('/api/ws?room=lobby'));
+  assert.equal(res.status, 200);
+  const url = await res.text();
+  const { pathname, searchParams } = new URL(url);
+  const token = searchParams.get('access_token');
+  assert.ok(token && pathname.startsWith('/ws/channel/chat/rooms/'), url);
+  const [a, b] = [await open(`${pathname}?access_token=${token}`), await open(`${pathname}?access_token=${token}`)];
+  a.send('signed and sent');
+  await until('b gets it', () => b.received.length >= 1);
+  assert.deepEqual(b.received, ['signed and sent']);
+  const missing = await raw(pathname);
+  assert.equal(missing.status, 401);
+  assert.match(missing.body, /needs a signed URL/);
+  const forged = await raw(`${pathname}?access_token=${token.slice(0, -4)}AAAA`);
+  assert.equal(forged.status, 401);
+  const expired = mint({ exp: Math.floor(Date.now() / 1000) - 10, subscribe: ['chat'] }, SECRET);
+  assert.equal((await raw(`${pathname}?access_token=${expired}`)).status, 401);
+  const other = mint({ subscribe: ['chat/rooms/elsewhere'], publish: ['chat/rooms/elsewhere'] }, SECRET);
+  const elsewhere = await raw(`${pathname}?access_token=${other}`);
+  assert.equal(elsewhere.status, 403);
+  assert.match(elsewhere.body, /does not let its holder read/);
+  const reader = await open(`${pathname}?access_token=${mint({ subscribe: ['chat/rooms'] }, SECRET)}`);
+  const closed = new Promise((resolve) => reader.once('close', (c) => resolve(c)));
+  reader.send('I may only read');
+  assert.equal(await within(5000, closed, 'read-only close'), 1008);
+  await sleep(100);
+  assert.deepEqual(b.received, ['signed and sent']);
+});
+
+// ---------------------------------------------------------------------------------------
+// The realtime-pubsub endpoint: the same hooks, through the npm `realtime-pubsub-client`.
+
+const { RealtimeClient } = tools('realtime-pubsub-client');
+
+async function realtimeClient(token) {
+  const client = new RealtimeClient({
+    websocketOptions: {
+      WebSocket,
+      urlProvider: async () => tern.ws(`/realtime?access_token=${token}`),
+      maxRetries: 0,
+      connectionTimeout: 5000,
+    },
+  });
+  client.errorsSeen = [];
+  client.on('priv/errors.error', (message) => client.errorsSeen.push(message.data));
+  const welcome = client.waitFor('main.welcome', { timeout: 10_000 });
+  const started = client.waitFor('session.started', { timeout: 10_000 });
+  await client.connect();
+  await started;
+  client.welcome = (await welcome)[0];
+  clients.add({ disconnect: () => client.disconnect() });
+  return client;
+}
+
+test('realtime endpoint: the connect hook names the user; subscribe and publish hooks refuse with their reason and rewrite', async () => {
+  const token = mint({ subscribe: ['guarded'], publish: ['guarded'] }, SECRET);
+  const alice = await realtimeClient(token);
+  assert.match(alice.welcome.data.user, /^guest-[0-9a-f]{8}$/);
+  const bob = await realtimeClient(token);
+  const topic = channel('guarded', 'rt');
+  const refused = alice.waitFor('priv/errors.error', { timeout: 5000 });
+  alice.subscribeRemoteTopic(`${topic}/denied`);
+  const [denied] = await refused;
+  assert.equal(denied.data.code, 'denied');
+  assert.match(denied.data.message, /^no entry to guarded\/.*\/denied$/);
+  const acked = bob.waitFor('priv/acks.subscribed', { timeout: 5000, filter: (m) => m.data.topic === topic });
+  bob.subscribeRemoteTopic(topic);
+  await acked;
+  const received = [];
+  bob.on(`${topic}.chat`, (message) => received.push(message.data.payload));
+  alice.publish(topic, 'shout it', { messageType: 'chat' });
+  const banned = alice.waitFor('priv/errors.error', { timeout: 5000 });
+  alice.publish(topic, 'a banned word', { messageType: 'chat' });
+  const [error] = await banned;
+  assert.deepEqual([error.data.code, error.data.message], ['denied', 'that word is not allowed here']);
+  alice.publish(topic, 'after', { messageType: 'chat' });
+  await until('bob gets two', () => received.length >= 2);
+  assert.deepEqual(received, ['SHOUT IT', 'after']);
+  const denyConnect = await raw(`/realtime?access_token=${token}`, { 'x-hook': 'deny' });
+  assert.equal(denyConnect.status, 403);
+  assert.match(denyConnect.body, /the connect hook says no/);
+});

@@ -31,7 +31,7 @@ use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 use self::control::SessionRegistry;
 use crate::{
-    auth::{self, TokenAuthority},
+    auth::{self, Action, Grant, TokenAuthority},
     broker::{Broker, SubscriberKind},
     channel_name::ChannelName,
     config::{
@@ -39,7 +39,7 @@ use crate::{
         messaging::{Anonymous, ChannelRules},
         settings::{CentrifugeSettings, RealtimeSettings, WebSocketSettings},
     },
-    hooks::SessionFunctions,
+    hooks::{self, Caller, SessionFunctions, Verdict},
     ip_slots::{IpSlot, IpSlots},
     metrics::{Metrics, ProtocolLabel},
     reply::{Body, error},
@@ -146,7 +146,7 @@ impl Gateway {
     }
 
     /// Answers a request under [`PATH_PREFIX`] from `peer` to `host`: an upgrade, or why not.
-    pub fn handle(
+    pub async fn handle(
         &self,
         req: Request<Incoming>,
         host: Option<&Authority>,
@@ -169,23 +169,33 @@ impl Gateway {
             );
             return error(StatusCode::FORBIDDEN, &msg);
         }
-        let read_only = match auth::raw_bridge_access(spec, &name) {
-            Anonymous::None => {
-                let msg = format!(
-                    "channel `{name}` needs an access token (messaging config `{}`: subscribe: {}, anonymous: {}) and this bridge takes none: connect to {} or {} with a token",
-                    spec.name,
-                    spec.options.subscribe.as_str(),
-                    spec.anonymous.map_or("unset", |a| a.as_str()),
-                    realtime::PATH,
-                    centrifuge::PATH,
-                );
-                return error(StatusCode::FORBIDDEN, &msg);
-            }
-            Anonymous::Subscribe => true,
-            Anonymous::Publish => false,
+        let token = access_token(req.uri().query());
+        let (grant, read_only) = match raw_access(&self.tokens, spec, &name, token) {
+            Ok(access) => access,
+            Err(resp) => return *resp,
         };
         let Admitted { accept, slots } = match self.admit(&req, host, peer) {
             Ok(admitted) => admitted,
+            Err(resp) => return *resp,
+        };
+        let caller = Caller {
+            id: centrifuge::client_id(),
+            user: grant.user.clone(),
+            protocol: "raw",
+            info: grant.info.clone(),
+            address: peer,
+        };
+        let functions = self.functions.load_full();
+        let caller = match raw_hooks(
+            &functions,
+            &self.runtime,
+            spec,
+            (&name, caller),
+            req.headers(),
+        )
+        .await
+        {
+            Ok(caller) => caller,
             Err(resp) => return *resp,
         };
         // Subscribe before answering 101, so nothing published after the client sees the
@@ -203,11 +213,18 @@ impl Gateway {
         let settings = self.settings.clone();
         let shutdown = self.shutdown.clone();
         let connected = self.raw_count.0.clone();
+        let gate = spec.hooks.publish.clone().map(|hook| session::PublishGate {
+            functions: self.functions.clone(),
+            runtime: self.runtime.clone(),
+            hook,
+            caller,
+        });
         self.raw_count.1.inc();
         self.sessions.spawn(async move {
             let Some(ws) = upgrade(req, &settings).await else { return };
             connected.inc();
-            session::run(ws, (subscription, read_only), broker, &settings, shutdown).await;
+            let ends = session::Ends { broker, shutdown, gate };
+            session::run(ws, (subscription, read_only), ends, &settings).await;
             connected.dec();
             drop(slots);
         });
@@ -250,6 +267,102 @@ impl Gateway {
         };
         Ok(Admitted { accept, slots: (slot, ip_slot) })
     }
+}
+
+/// The `access_token` query parameter, if there is a non-empty one: how a signed URL (of
+/// the raw bridge or the realtime endpoint) carries its token.
+pub(crate) fn access_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "access_token")
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// What a raw-bridge client may do on `name`: its grant (a verified signed URL's, or
+/// none) and whether it may only read; or the answer refusing it: 401 for a token that is
+/// not valid (or missing where `require_token` wants one), 403 for one that does not let
+/// its holder read the channel or a channel tokens cannot open.
+fn raw_access(
+    tokens: &TokenAuthority,
+    spec: &crate::config::MessagingSpec,
+    name: &ChannelName,
+    token: Option<&str>,
+) -> Result<(Grant, bool), Box<Response<Body>>> {
+    let refuse = |status, msg: &str| Err(Box::new(error(status, msg)));
+    let Some(token) = token else {
+        if spec.require_token {
+            let msg = format!(
+                "channel `{name}` needs a signed URL (messaging config `{}`: require_token): ask the function that hands out its URL",
+                spec.name
+            );
+            return refuse(StatusCode::UNAUTHORIZED, &msg);
+        }
+        return match auth::raw_bridge_access(spec, name) {
+            Anonymous::None => {
+                let msg = format!(
+                    "channel `{name}` needs an access token (messaging config `{}`: subscribe: {}, anonymous: {}): use a signed URL, or connect to {} or {} with a token",
+                    spec.name,
+                    spec.options.subscribe.as_str(),
+                    spec.anonymous.map_or("unset", |a| a.as_str()),
+                    realtime::PATH,
+                    centrifuge::PATH,
+                );
+                refuse(StatusCode::FORBIDDEN, &msg)
+            }
+            Anonymous::Subscribe => Ok((Grant::default(), true)),
+            Anonymous::Publish => Ok((Grant::default(), false)),
+        };
+    };
+    let grant = match tokens.verify(token) {
+        Ok(grant) => grant,
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, &e.to_string()),
+    };
+    // A token adds to what anyone may do here, unless the config wants tokens only.
+    let anonymous = if spec.require_token { Anonymous::None } else { Anonymous::Publish };
+    let grant = Grant { anonymous, ..grant };
+    if !auth::may(&grant, spec, Action::Subscribe, name, true) {
+        let msg = format!("this URL's token does not let its holder read channel `{name}`");
+        return refuse(StatusCode::FORBIDDEN, &msg);
+    }
+    let read_only = !auth::may(&grant, spec, Action::Publish, name, true);
+    Ok((grant, read_only))
+}
+
+/// Asks the connect hooks (the project's, then the config's) and the subscribe hook of a
+/// raw-bridge client joining `name`; the caller as the hooks left it, or the 403 (or 503
+/// for a hook that failed) refusing it.
+async fn raw_hooks(
+    functions: &SessionFunctions,
+    runtime: &FunctionRuntime,
+    spec: &crate::config::MessagingSpec,
+    (name, mut caller): (&ChannelName, Caller),
+    headers: &http::HeaderMap,
+) -> Result<Caller, Box<Response<Body>>> {
+    let refused = |r: hooks::Refusal| {
+        let reason = if r.reason.is_empty() { "refused by a hook".to_owned() } else { r.reason };
+        Box::new(error(StatusCode::FORBIDDEN, &reason))
+    };
+    if functions.has_project_connect() || spec.hooks.connect.is_some() {
+        let config = spec.hooks.connect.as_deref();
+        match functions.connect(runtime, &caller, (&[], headers), config).await {
+            Verdict::Allow(admission) => {
+                if let Some(user) = admission.user {
+                    caller.user = (!user.is_empty()).then_some(user);
+                }
+                caller.info = admission.info.or(caller.info);
+            }
+            Verdict::Deny(r) | Verdict::Disconnect(r) => return Err(refused(r)),
+        }
+    }
+    if let Some(hook) = &spec.hooks.subscribe {
+        match functions.subscribe(runtime, hook, &caller, (name.as_str(), &[])).await {
+            Verdict::Allow(_) => {}
+            Verdict::Deny(r) | Verdict::Disconnect(r) => return Err(refused(r)),
+        }
+    }
+    Ok(caller)
 }
 
 /// Completes the upgrade of `req` into a WebSocket, or None when the client went away.

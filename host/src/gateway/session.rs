@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{
@@ -17,23 +19,81 @@ use super::{
 };
 use crate::{
     broker::{Broker, Message, Origin, Payload, Subscription},
+    channel_name::ChannelName,
     config::settings::WebSocketSettings,
+    hooks::{Caller, SessionFunctions, Verdict},
+    runtime::FunctionRuntime,
 };
 
 /// Most queued messages written before one flush: bounds the write buffer of a burst.
 pub(super) const MAX_BATCH: usize = 256;
+
+/// The channel config's publish hook, and who the client is to it.
+pub struct PublishGate {
+    /// The serving generation's hooks.
+    pub functions: Arc<ArcSwap<SessionFunctions>>,
+    /// Runs them.
+    pub runtime: Arc<FunctionRuntime>,
+    /// The hook's function name.
+    pub hook: String,
+    /// The client, as the connect hooks left it.
+    pub caller: Caller,
+}
+
+/// What a session talks to besides its socket.
+pub struct Ends {
+    /// Where its frames are published.
+    pub broker: Arc<Broker>,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+    /// The publish hook every frame passes, if the config names one.
+    pub gate: Option<PublishGate>,
+}
+
+/// What the publish hook made of a frame.
+enum Gated {
+    /// Publish this.
+    Publish(Payload),
+    /// Tell the sender why not (a text frame to it alone).
+    Refused(Frame),
+    /// Close the connection.
+    Close(u16, String),
+}
+
+impl PublishGate {
+    async fn pass(&self, channel: &ChannelName, payload: Payload, max: usize) -> Gated {
+        let functions = self.functions.load_full();
+        let binary = !payload.is_text();
+        let request = (channel.as_str(), payload.bytes().as_ref(), binary);
+        let verdict =
+            functions.publish(&self.runtime, &self.hook, &self.caller, request, (max, false)).await;
+        match verdict {
+            Verdict::Allow(None) => Gated::Publish(payload),
+            Verdict::Allow(Some(data)) if binary => Gated::Publish(Payload::binary(data)),
+            Verdict::Allow(Some(data)) => match String::from_utf8(data) {
+                Ok(text) => Gated::Publish(Payload::text(text)),
+                Err(e) => Gated::Publish(Payload::binary(e.into_bytes())),
+            },
+            Verdict::Deny(r) => {
+                let body = serde_json::json!({ "error": { "code": r.code, "reason": r.reason } });
+                Gated::Refused(Frame::Text(body.to_string().into()))
+            }
+            Verdict::Disconnect(r) => Gated::Close(u16::try_from(r.code).unwrap_or(4500), r.reason),
+        }
+    }
+}
 
 /// Runs the session until the client leaves, breaks a rule, or the host shuts down. A
 /// `read_only` client (`anonymous: subscribe`) is closed if it sends a message.
 pub async fn run<S>(
     ws: WebSocketStream<S>,
     (mut subscription, read_only): (Subscription, bool),
-    broker: Arc<Broker>,
+    Ends { broker, shutdown, gate }: Ends,
     settings: &WebSocketSettings,
-    shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let max = usize::try_from(settings.max_message.0).unwrap_or(usize::MAX);
     let (mut sink, mut stream) = ws.split();
     let write_timeout = settings.write_timeout.0;
     let mut keepalive = Keepalive::new(settings.ping_interval.0);
@@ -44,42 +104,49 @@ pub async fn run<S>(
     let close = loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break Some((close_code::GOING_AWAY, "server shutting down")),
+            () = shutdown.cancelled() => break Some((close_code::GOING_AWAY, "server shutting down".into())),
             () = kicked.cancelled() => {
-                break Some((close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time"));
+                break Some((close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time".into()));
             }
             () = retired.cancelled() => {
-                break Some((close_code::CHANNEL_GONE, "channel no longer configured"));
+                break Some((close_code::CHANNEL_GONE, "channel no longer configured".into()));
             }
             frame = stream.next() => {
                 keepalive.heard();
                 let size = frame.as_ref().and_then(|f| f.as_ref().ok()).and_then(data_size);
-                if let Some(Err(closing)) = size.map(|size| limits.take(size)) {
-                    break Some(closing);
+                if let Some(Err((code, reason))) = size.map(|size| limits.take(size)) {
+                    break Some((code, reason.to_owned()));
                 }
                 if read_only && size.is_some() {
-                    break Some((close_code::POLICY_VIOLATION, "read-only channel: publishing here needs an access token"));
+                    break Some((close_code::POLICY_VIOLATION, "read-only channel: publishing here needs an access token".into()));
                 }
-                match frame {
+                let payload = match frame {
                     None => break None,
-                    Some(Ok(Frame::Text(text))) => {
-                        let payload = Payload::text_from_bytes(text.into());
-                        if let Ok(payload) = payload {
-                            broker.publish(Message::new(channel.clone(), payload, Origin::Subscriber(subscription.id)));
-                        }
-                    }
-                    Some(Ok(Frame::Binary(data))) => {
-                        let origin = Origin::Subscriber(subscription.id);
-                        broker.publish(Message::new(channel.clone(), Payload::binary(data), origin));
-                    }
+                    Some(Ok(Frame::Text(text))) => Payload::text_from_bytes(text.into()).ok(),
+                    Some(Ok(Frame::Binary(data))) => Some(Payload::binary(data)),
                     Some(Ok(Frame::Close(_))) => break None, // tungstenite answers the close
-                    Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
-                    Some(Err(e)) => break close_for(&e),
-                }
+                    Some(Ok(_)) => None, // ping (answered by tungstenite), pong, raw frame
+                    Some(Err(e)) => break close_for(&e).map(|(c, r)| (c, r.to_owned())),
+                };
+                let Some(payload) = payload else { continue };
+                let payload = match &gate {
+                    None => payload,
+                    Some(gate) => match gate.pass(&channel, payload, max).await {
+                        Gated::Publish(payload) => payload,
+                        Gated::Refused(frame) => {
+                            if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                                break None;
+                            }
+                            continue;
+                        }
+                        Gated::Close(code, reason) => break Some((code.into(), reason)),
+                    },
+                };
+                broker.publish(Message::new(channel.clone(), payload, Origin::Subscriber(subscription.id)));
             }
             message = subscription.recv() => {
                 let Some(message) = message else {
-                    break Some((close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time"));
+                    break Some((close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time".into()));
                 };
                 let write = async {
                     sink.feed(to_frame(&message)).await?;
@@ -99,8 +166,8 @@ pub async fn run<S>(
                 }
             }
             due = keepalive.due() => {
-                if let Err(closing) = due {
-                    break Some(closing);
+                if let Err((code, reason)) = due {
+                    break Some((code, reason.to_owned()));
                 }
                 if !socket::ping(&mut sink, write_timeout).await {
                     break None;
@@ -110,7 +177,7 @@ pub async fn run<S>(
     };
     if let Some((code, reason)) = close {
         tracing::debug!(channel = %channel, code = u16::from(code), reason, "closing WebSocket");
-        socket::close(&mut sink, &mut stream, (code, reason)).await;
+        socket::close(&mut sink, &mut stream, (code, &reason)).await;
     }
 }
 

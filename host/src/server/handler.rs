@@ -63,13 +63,13 @@ async fn answer(
         Err(refusal) => return (refusal.response(), None),
     };
     if req.uri().path().starts_with(gateway::PATH_PREFIX) {
-        return (app.gateway.handle(req, host.as_ref(), peer), None);
+        return (app.gateway.handle(req, host.as_ref(), peer).await, None);
     }
     if req.uri().path() == gateway::centrifuge::PATH {
         return (app.gateway.handle_centrifuge(req, host.as_ref(), peer), None);
     }
     if req.uri().path() == gateway::realtime::PATH {
-        return (app.gateway.handle_realtime(req, host.as_ref(), peer), None);
+        return (app.gateway.handle_realtime(req, host.as_ref(), peer).await, None);
     }
     let function = match generation.router.route(req.method(), req.uri().path()) {
         Route::Function(f) => f.clone(),

@@ -92,7 +92,7 @@ fn protobuf_asked(query: Option<&str>) -> bool {
 }
 
 /// A fresh client id: a random UUID (version 4), as Centrifugo's.
-fn client_id() -> Arc<str> {
+pub(crate) fn client_id() -> Arc<str> {
     let mut b = [0u8; 16];
     if getrandom::fill(&mut b).is_err() {
         // No OS randomness: ids must still be unique within the process.

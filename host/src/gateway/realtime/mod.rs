@@ -2,6 +2,7 @@
 //! `realtime-pubsub-client` family (one socket, many topics, acks, replies, presence),
 //! documented frame by frame in `docs/realtime-pubsub.md`.
 
+mod calls;
 pub mod frames;
 pub mod session;
 
@@ -14,6 +15,7 @@ use super::{Admitted, Gateway, switching_protocols, upgrade};
 use crate::{
     auth::Grant,
     broker::SubscriberKind,
+    hooks::{Caller, Verdict},
     reply::{Body, error},
 };
 
@@ -23,13 +25,13 @@ pub const PATH: &str = "/realtime";
 impl Gateway {
     /// Answers a request for [`PATH`] from `peer` to `host`: an upgrade, or why not (401 for
     /// an access token that is not valid, before anything else).
-    pub fn handle_realtime(
+    pub async fn handle_realtime(
         &self,
         req: Request<Incoming>,
         host: Option<&Authority>,
         peer: IpAddr,
     ) -> Response<Body> {
-        let grant = match access_token(req.uri().query()) {
+        let grant = match super::access_token(req.uri().query()) {
             None => Grant::default(),
             Some(token) => match self.tokens.verify(token) {
                 Ok(grant) => grant,
@@ -41,12 +43,19 @@ impl Gateway {
             Err(resp) => return *resp,
         };
         let id = connection_id();
+        let grant = match self.realtime_connect_hook(grant, &id, peer, req.headers()).await {
+            Ok(grant) => grant,
+            Err(resp) => return *resp,
+        };
         let ctx = session::Context {
             broker: self.broker.clone(),
             rules: self.rules.clone(),
             websocket: self.settings.clone(),
             realtime: self.realtime.clone(),
             shutdown: self.shutdown.clone(),
+            runtime: self.runtime.clone(),
+            functions: self.functions.clone(),
+            control: self.control.clone(),
         };
         // Attach the inbox before answering 101, so the private topic is live as soon as
         // the client can learn its id.
@@ -67,14 +76,42 @@ impl Gateway {
     }
 }
 
-/// The `access_token` query parameter, if there is a non-empty one.
-fn access_token(query: Option<&str>) -> Option<&str> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "access_token")
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
+impl Gateway {
+    /// Asks the project's connect hook about a realtime connection: its grant as the hook
+    /// left it (user, info), or the 403 refusing it.
+    async fn realtime_connect_hook(
+        &self,
+        mut grant: Grant,
+        id: &Arc<str>,
+        peer: IpAddr,
+        headers: &http::HeaderMap,
+    ) -> Result<Grant, Box<Response<Body>>> {
+        let functions = self.functions.load_full();
+        if !functions.has_project_connect() {
+            return Ok(grant);
+        }
+        let caller = Caller {
+            id: id.clone(),
+            user: grant.user.clone(),
+            protocol: "realtime",
+            info: grant.info.clone(),
+            address: peer,
+        };
+        match functions.connect(&self.runtime, &caller, (&[], headers), None).await {
+            Verdict::Allow(admission) => {
+                if let Some(user) = admission.user {
+                    grant.user = (!user.is_empty()).then_some(user);
+                }
+                grant.info = admission.info.or(grant.info);
+                Ok(grant)
+            }
+            Verdict::Deny(r) | Verdict::Disconnect(r) => {
+                let reason =
+                    if r.reason.is_empty() { "refused by a hook".into() } else { r.reason };
+                Err(Box::new(error(StatusCode::FORBIDDEN, &reason)))
+            }
+        }
+    }
 }
 
 /// A fresh connection id: 20 random lowercase hex digits (no `.`, which the clients use to
@@ -97,9 +134,9 @@ mod tests {
 
     #[test]
     fn the_access_token_is_read_from_the_query() {
-        assert_eq!(access_token(Some("a=1&access_token=x.y.z")), Some("x.y.z"));
-        assert_eq!(access_token(Some("access_token=")), None);
-        assert_eq!(access_token(None), None);
+        assert_eq!(crate::gateway::access_token(Some("a=1&access_token=x.y.z")), Some("x.y.z"));
+        assert_eq!(crate::gateway::access_token(Some("access_token=")), None);
+        assert_eq!(crate::gateway::access_token(None), None);
     }
 
     #[test]

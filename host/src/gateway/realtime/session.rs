@@ -26,10 +26,13 @@ use crate::{
     },
     gateway::{
         close_code,
+        control::SessionRegistry,
         rate_limit::TokenBucket,
         session::MAX_BATCH,
-        socket::{self, Closing, FrameLimits, Keepalive, close_for, data_size},
+        socket::{self, FrameLimits, Keepalive, close_for, data_size},
     },
+    hooks::{SessionFunctions, cache::DecisionCache},
+    runtime::FunctionRuntime,
 };
 
 /// How many senders a connection remembers having heard from (whom it may reply to).
@@ -47,6 +50,12 @@ pub struct Context {
     pub realtime: RealtimeSettings,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
+    /// Runs the hooks.
+    pub runtime: Arc<FunctionRuntime>,
+    /// The serving generation's hooks (a reload swaps them).
+    pub functions: Arc<ArcSwap<SessionFunctions>>,
+    /// Where the session registers to take orders from functions and the server API.
+    pub control: Arc<SessionRegistry>,
 }
 
 /// Who is connected: its id, what its token grants, where it is.
@@ -59,11 +68,11 @@ pub struct Peer {
     pub address: IpAddr,
 }
 
-struct Session<'a> {
-    ctx: &'a Context,
-    peer: &'a Peer,
-    inbox: Inbox,
-    topics: HashMap<ChannelName, Attachment>,
+pub(super) struct Session<'a> {
+    pub(super) ctx: &'a Context,
+    pub(super) peer: &'a Peer,
+    pub(super) inbox: Inbox,
+    pub(super) topics: HashMap<ChannelName, Attachment>,
     /// Connections this one received a message from, oldest first: it may publish to their
     /// private topics (that is how replies work).
     heard: (HashSet<Arc<str>>, VecDeque<Arc<str>>),
@@ -74,6 +83,10 @@ struct Session<'a> {
     announced: bool,
     /// Who its publications come from, for functions (`publisher()`).
     publisher: Arc<ClientInfo>,
+    /// Subscribe hooks' answers kept for `hooks.cache`.
+    pub(super) decisions: DecisionCache,
+    /// Set by a hook's disconnect: the loop closes with it.
+    pub(super) closing: Option<(u16, String)>,
 }
 
 /// Subscribes and unsubscribes one connection may make per second (and in a burst).
@@ -105,7 +118,11 @@ pub async fn run<S>(
             conn_info: peer.grant.info.clone(),
             chan_info: None,
         }),
+        decisions: DecisionCache::default(),
+        closing: None,
     };
+    let user = peer.grant.user.clone().unwrap_or_else(|| Arc::from(""));
+    let (_registered, mut orders) = ctx.control.register(peer.id.clone(), user);
     session.announced = session.check(&ctx.realtime.inbound_topic, Action::Publish).is_ok();
     let welcome = serde_json::json!({
         "connection": {"id": &*peer.id, "appId": "tern", "remoteAddress": peer.address.to_string()},
@@ -126,25 +143,26 @@ pub async fn run<S>(
     let mut keepalive = Keepalive::new(settings.ping_interval.0);
     let kicked = session.inbox.kick_signal();
     let mut limits = FrameLimits::new(settings);
-    let slow: Closing =
-        (close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time");
+    let slow = || {
+        (close_code::POLICY_VIOLATION, "slow consumer: messages were not read in time".to_owned())
+    };
     let close = loop {
         tokio::select! {
             biased;
-            () = ctx.shutdown.cancelled() => break Some((close_code::GOING_AWAY, "server shutting down")),
-            () = kicked.cancelled() => break Some(slow),
+            () = ctx.shutdown.cancelled() => break Some((close_code::GOING_AWAY, "server shutting down".to_owned())),
+            () = kicked.cancelled() => break Some(slow()),
             frame = stream.next() => {
                 keepalive.heard();
                 let frame = match frame {
                     None => break None,
-                    Some(Err(e)) => break close_for(&e),
+                    Some(Err(e)) => break close_for(&e).map(|(c, r)| (c, r.to_owned())),
                     Some(Ok(frame)) => frame,
                 };
-                if let Err(closing) = data_size(&frame).map_or(Ok(()), |size| limits.take(size)) {
-                    break Some(closing);
+                if let Err((c, r)) = data_size(&frame).map_or(Ok(()), |size| limits.take(size)) {
+                    break Some((c, r.to_owned()));
                 }
                 let answer = match frame {
-                    Frame::Text(text) => session.handle(text.as_str()),
+                    Frame::Text(text) => session.handle(text.as_str()).await,
                     Frame::Binary(_) => Some(frames::refusal(&Refusal::bad_frame(
                         "binary frames are not part of this protocol: send JSON text",
                     ))),
@@ -157,9 +175,17 @@ pub async fn run<S>(
                         break None;
                     }
                 }
+                if let Some((code, reason)) = session.closing.take() {
+                    break Some((code.into(), reason));
+                }
+            }
+            Some(order) = orders.recv() => {
+                if let Err((code, reason)) = session.obey(order) {
+                    break Some((code.into(), reason));
+                }
             }
             message = session.inbox.recv() => {
-                let Some(message) = message else { break Some(slow) };
+                let Some(message) = message else { break Some(slow()) };
                 let write = async {
                     sink.feed(session.deliver(&message)).await?;
                     for _ in 1..MAX_BATCH {
@@ -174,8 +200,8 @@ pub async fn run<S>(
                 }
             }
             due = keepalive.due() => {
-                if let Err(closing) = due {
-                    break Some(closing);
+                if let Err((c, r)) = due {
+                    break Some((c, r.to_owned()));
                 }
                 if !socket::ping(&mut sink, write_timeout).await {
                     break None;
@@ -185,9 +211,9 @@ pub async fn run<S>(
     };
     session.topics.clear();
     session.presence("disconnected");
-    if let Some(closing) = close {
-        tracing::debug!(connection = %peer.id, code = u16::from(closing.0), reason = closing.1, "closing realtime connection");
-        socket::close(&mut sink, &mut stream, closing).await;
+    if let Some((code, reason)) = close {
+        tracing::debug!(connection = %peer.id, code = u16::from(code), reason, "closing realtime connection");
+        socket::close(&mut sink, &mut stream, (code, &reason)).await;
     }
 }
 
@@ -198,15 +224,16 @@ pub fn private_topic(id: &str) -> Option<ChannelName> {
 
 impl Session<'_> {
     /// Carries out one client frame; returns the frame to answer with, if any.
-    fn handle(&mut self, text: &str) -> Option<String> {
+    async fn handle(&mut self, text: &str) -> Option<String> {
         let answer = match frames::decode(text) {
             Err(refusal) => Err(refusal),
-            Ok(Command::Subscribe(topic)) => self.subscribe(&topic),
+            Ok(Command::Subscribe(topic)) => self.subscribe(&topic).await,
             Ok(Command::Unsubscribe(topic)) => self.unsubscribe(&topic),
-            Ok(Command::Publish(topic, out)) => self.publish(&topic, out),
+            Ok(Command::Publish(topic, out)) => self.publish(&topic, out).await,
             Ok(Command::Send(out)) => {
                 let ctx = self.ctx; // outlives the session: no copy of the topic per send
                 self.publish(&ctx.realtime.inbound_topic, out)
+                    .await
                     .map_err(|r| Refusal { kind: Some("message".into()), ..r })
             }
         };
@@ -216,7 +243,7 @@ impl Session<'_> {
         }
     }
 
-    fn subscribe(&mut self, topic: &str) -> Result<Option<String>, Refusal> {
+    async fn subscribe(&mut self, topic: &str) -> Result<Option<String>, Refusal> {
         let confirm =
             || frames::frame("priv/acks", "subscribed", serde_json::json!({ "topic": topic }));
         let refuse = |code, message| topic_refusal("subscribe", topic, None, code, message);
@@ -242,6 +269,7 @@ impl Session<'_> {
                 );
                 return Err(refuse("too-many-topics", why));
             }
+            self.ask_subscribe(&name).await.map_err(|(c, m)| refuse(c, m))?;
             let attachment = self.inbox.attach(name.clone(), SubscriberKind::WebSocket);
             // A reload may have removed the channel between the check and the attach; one
             // after this check retires the attachment like any other.
@@ -259,8 +287,8 @@ impl Session<'_> {
         Ok(Some(frames::frame("priv/acks", "unsubscribed", serde_json::json!({ "topic": topic }))))
     }
 
-    fn publish(&mut self, topic: &str, out: Outgoing) -> Result<Option<String>, Refusal> {
-        let Outgoing { id, payload, mut envelope } = out;
+    async fn publish(&mut self, topic: &str, out: Outgoing) -> Result<Option<String>, Refusal> {
+        let Outgoing { id, mut payload, mut envelope } = out;
         let refuse = |code, message| topic_refusal("publish", topic, id.clone(), code, message);
         let name = self.check(topic, Action::Publish).map_err(|(c, m)| refuse(c, m))?;
         if envelope.message_type.as_deref() == Some("presence") {
@@ -279,6 +307,12 @@ impl Session<'_> {
                     "a `response` needs a payload {\"id\": \"...\"} whose id has no `.` or `*`";
                 return Err(refuse("bad-frame", why.into()));
             }
+        }
+        if !is_private(&name) {
+            payload = self
+                .ask_publish(&name, payload, envelope.json)
+                .await
+                .map_err(|(c, m)| refuse(c, m))?;
         }
         envelope.connection = Some(self.peer.id.clone());
         envelope.publisher = Some(self.publisher.clone());
@@ -299,7 +333,11 @@ impl Session<'_> {
     }
 
     /// The channel `topic` names if this connection may do `action` on it.
-    fn check(&self, topic: &str, action: Action) -> Result<ChannelName, (&'static str, String)> {
+    pub(super) fn check(
+        &self,
+        topic: &str,
+        action: Action,
+    ) -> Result<ChannelName, (&'static str, String)> {
         let name = ChannelName::parse(topic).map_err(|e| ("invalid-topic", e.to_string()))?;
         if name.as_str() == "main" {
             return Err(("invalid-topic", "`main` is reserved for the welcome frame".into()));
@@ -388,7 +426,7 @@ fn plain_response(payload: &Payload) -> bool {
     }
 }
 
-fn is_private(name: &ChannelName) -> bool {
+pub(super) fn is_private(name: &ChannelName) -> bool {
     name.segments().next() == Some(PRIVATE_SEGMENT)
 }
 
