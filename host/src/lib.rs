@@ -19,6 +19,7 @@
 //! - [`cli`]: the `tern` command line.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod broker;
 pub mod bundle;

@@ -11,6 +11,7 @@ mod limits;
 mod newcomer;
 mod node_clients;
 mod operations;
+mod python_clients;
 mod raw_frames;
 mod realtime;
 mod security;

@@ -97,6 +97,9 @@ impl Admin {
     async fn handle(self: &Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
+        if crate::api::is_api_request(&req) {
+            return crate::api::handle(&self.app, req).await;
+        }
         let keyed = matches!(path.as_str(), "/reload" | "/deploy" | "/rollback" | "/deployments");
         if keyed && let Some(refusal) = self.refusal(&req, peer, &path) {
             return refusal;

@@ -90,6 +90,10 @@ pub trait History: Send + Sync {
         options: &HistoryOptions,
         query: &HistoryQuery,
     ) -> Result<HistoryPage, HistoryError>;
+
+    /// Forgets what `channel` keeps; its position stays, so clients recovering later learn
+    /// that the publications are gone rather than get a new epoch.
+    fn remove(&self, channel: &ChannelName);
 }
 
 /// Most publications one history reply or recovery carries.
@@ -217,6 +221,19 @@ impl MemoryHistory {
 }
 
 impl History for MemoryHistory {
+    fn remove(&self, channel: &ChannelName) {
+        let stream =
+            self.streams.lock().unwrap_or_else(PoisonError::into_inner).get(channel).cloned();
+        if let Some(stream) = stream {
+            let mut stream = lock(&stream);
+            let mut freed = 0;
+            while !stream.kept.is_empty() {
+                freed += stream.pop();
+            }
+            self.release(freed);
+        }
+    }
+
     fn append(
         &self,
         mut message: Message,

@@ -236,18 +236,44 @@ impl Broker {
     /// whichever door it came through; a join or leave reaches only subscribers that take
     /// events, and no trigger.
     pub fn publish(&self, message: Message) -> usize {
+        self.publish_positioned(message).0
+    }
+
+    /// [`Broker::publish`], also saying where the publication sits in its channel's
+    /// history (None when the channel keeps none).
+    pub fn publish_positioned(&self, message: Message) -> (usize, Option<StreamPosition>) {
         if message.event != Event::Publication {
-            return self.fan_out(Arc::new(message));
+            return (self.fan_out(Arc::new(message)), None);
         }
         self.stats.published.inc();
         match self.history_options(&message.channel) {
             Some(options) => {
-                let mut delivered = 0;
-                self.history.append(message, &options, &mut |m| delivered = self.fan_out(m));
-                delivered
+                let (mut delivered, mut position) = (0, None);
+                self.history.append(message, &options, &mut |m| {
+                    position = m.position.clone();
+                    delivered = self.fan_out(m);
+                });
+                (delivered, position)
             }
-            None => self.fan_out(Arc::new(message)),
+            None => (self.fan_out(Arc::new(message)), None),
         }
+    }
+
+    /// Forgets the publications `channel` keeps (its stream's epoch and offset stay).
+    pub fn remove_history(&self, channel: &ChannelName) {
+        self.history.remove(channel);
+    }
+
+    /// The channels with WebSocket subscribers on this node, and how many each has.
+    pub fn channels(&self) -> Vec<(ChannelName, usize)> {
+        let topics = self.read();
+        topics
+            .iter()
+            .map(|(name, subs)| {
+                (name.clone(), subs.iter().filter(|s| s.kind == SubscriberKind::WebSocket).count())
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Attaches `channel` to the queue of subscriber `who` with `attach` where no

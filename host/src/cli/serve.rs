@@ -138,6 +138,8 @@ pub async fn serve(
     writeln!(stdout, "listening on http://{local}")?;
     let app = Arc::new(app);
     let admin_stop = CancellationToken::new();
+    // With an admin listener the server API is there only, beside reload and deploy.
+    app.api_on_public.store(admin_listener.is_none(), std::sync::atomic::Ordering::Relaxed);
     if let Some(admin_listener) = admin_listener {
         writeln!(stdout, "admin on http://{}", admin_listener.local_addr()?)?;
         let admin = Admin::new(app.clone(), key, store);

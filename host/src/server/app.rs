@@ -2,7 +2,11 @@
 //! metrics, around the [`Generation`] serving now. A reload builds the next generation
 //! beside the running one and swaps it in; listeners, sessions and the engine stay.
 
-use std::{path::Path, sync::Arc, time::Instant};
+use std::{
+    path::Path,
+    sync::{Arc, atomic::AtomicBool},
+    time::Instant,
+};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -13,6 +17,7 @@ use super::{
     inventory::{Changes, Inventory},
 };
 use crate::{
+    api::keys::ApiKeys,
     auth::{self, Action, TokenAuthority},
     broker::{Broker, BrokerStats, MemoryHistory},
     config::{Diagnostic, Diagnostics, Project, Settings, bounds, messaging::Anonymous},
@@ -43,6 +48,14 @@ pub struct App {
     pub(crate) shutdown: CancellationToken,
     /// One reload at a time: each builds on the generation the previous one left.
     reloading: tokio::sync::Mutex<()>,
+    /// The server API's keys (none: the API is off).
+    pub(crate) api_keys: ApiKeys,
+    /// Whether the public listener serves the API (there is no admin listener).
+    pub(crate) api_on_public: AtomicBool,
+    /// This process's id in the server API's `info`.
+    pub(crate) node_id: Arc<str>,
+    /// When the host started.
+    pub(crate) started: Instant,
 }
 
 /// What an applied reload did.
@@ -95,6 +108,8 @@ impl App {
         .with_metrics(metrics.clone());
         let runtime = Arc::new(runtime);
         let sessions = SessionRegistry::new();
+        let api_keys =
+            ApiKeys::load(&settings.api, &project.dir).map_err(|d| Diagnostics(vec![d]))?;
         let tokens = TokenAuthority::load(&settings.auth, &project.dir).map_err(|e| {
             let at = project.dir.join("tern.yaml");
             Diagnostics(vec![Diagnostic::file(&at, e)])
@@ -129,6 +144,10 @@ impl App {
             metrics,
             shutdown,
             reloading: tokio::sync::Mutex::new(()),
+            api_keys,
+            api_on_public: AtomicBool::new(true),
+            node_id: crate::gateway::centrifuge::client_id(),
+            started: Instant::now(),
         })
     }
 

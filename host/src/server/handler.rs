@@ -62,6 +62,12 @@ async fn answer(
         Ok(host) => host,
         Err(refusal) => return (refusal.response(), None),
     };
+    if crate::api::is_api_request(&req)
+        && app.api_on_public.load(std::sync::atomic::Ordering::Relaxed)
+        && app.api_keys.any()
+    {
+        return (crate::api::handle(app, req).await, None);
+    }
     if req.uri().path().starts_with(gateway::PATH_PREFIX) {
         return (app.gateway.handle(req, host.as_ref(), peer).await, None);
     }

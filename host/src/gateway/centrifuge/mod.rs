@@ -4,10 +4,10 @@
 //! it departs from Centrifugo, is in `docs/protocol.md`.
 
 mod calls;
-mod codec;
+pub(crate) mod codec;
 mod commands;
 pub mod disconnect;
-mod proto;
+pub(crate) mod proto;
 pub mod session;
 
 use std::{net::IpAddr, sync::Arc};
