@@ -1,6 +1,8 @@
-//! Access tokens: HS256 JWTs whose claims say where the holder may subscribe and publish.
-//! The secret comes from `TERN_AUTH_SECRET` or the file `auth.secret_file` names, never
-//! from the YAML itself, and is never logged.
+//! Access tokens: JWTs whose claims say where the holder may subscribe and publish. The
+//! host's secret (HS256, which also mints) comes from `TERN_AUTH_SECRET` or the file
+//! `auth.secret_file` names, never from the YAML itself, and is never logged; `auth.keys`
+//! adds keys picked by a token's `kid` (an old secret while rotating, RS256 or ES256
+//! public keys of an identity provider).
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -85,9 +87,14 @@ pub enum TokenError {
     /// The signature does not match this host's secret.
     #[error("the access token's signature does not match (signed with another secret?)")]
     BadSignature,
-    /// Not HS256 (`none`, RS256...).
-    #[error("the access token must be signed with HS256")]
+    /// Not the algorithm of the key that checks it (`none`, HS256 against a public key...).
+    #[error(
+        "the access token is not signed with the algorithm of the key that checks it (HS256 for the host's secret, or its key's RS256 or ES256)"
+    )]
     WrongAlgorithm,
+    /// Its `kid` names no key of this host (or it names none and the host has several).
+    #[error("the access token's `kid` names no key of this host ({0:?})")]
+    UnknownKey(String),
     /// It has no `exp`.
     #[error("the access token has no `exp` claim: tokens must expire")]
     NoExpiry,
@@ -103,37 +110,130 @@ pub enum TokenError {
     Mismatch(String),
 }
 
-/// Checks and mints access tokens with the host's secret.
+/// A key that checks tokens: the algorithm it takes, and the `kid` that picks it.
+struct VerifyKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Checks access tokens with the host's keys, and mints them with its secret.
 pub struct TokenAuthority {
-    keys: Option<(EncodingKey, DecodingKey)>,
+    /// The secret that mints (HS256), and the `kid` its tokens carry.
+    mint: Option<(EncodingKey, Option<String>)>,
+    /// Every key that checks: the secret first, then `auth.keys`.
+    verify: Vec<VerifyKey>,
 }
 
 impl TokenAuthority {
     /// An authority without a secret: every token is refused.
     pub fn none() -> Arc<Self> {
-        Arc::new(Self { keys: None })
+        Arc::new(Self { mint: None, verify: Vec::new() })
     }
 
     /// An authority signing with `secret`.
     pub fn with_secret(secret: &[u8]) -> Arc<Self> {
-        let keys = (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret));
-        Arc::new(Self { keys: Some(keys) })
+        Arc::new(Self::of_secret(secret, None))
+    }
+
+    fn of_secret(secret: &[u8], kid: Option<String>) -> Self {
+        let verify = VerifyKey {
+            kid: kid.clone(),
+            algorithm: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+        };
+        Self { mint: Some((EncodingKey::from_secret(secret), kid)), verify: vec![verify] }
     }
 
     /// The secret from `TERN_AUTH_SECRET`, else from `settings.secret_file` (relative to
-    /// `project_dir`); no secret when neither is set. A short secret or an unreadable file
-    /// is an error naming where it came from.
+    /// `project_dir`), and the keys of `settings.keys`; no key when none is set. A short
+    /// secret, an unreadable file, a key that is not what its algorithm wants or a `kid`
+    /// named twice is an error naming where it came from.
     pub fn load(settings: &AuthSettings, project_dir: &Path) -> Result<Arc<Self>, String> {
         let file = ("auth.secret_file", settings.secret_file.as_deref());
-        Ok(match secret::read(SECRET_VAR, file, project_dir, MIN_SECRET_LEN)? {
-            Some(secret) => Self::with_secret(secret.value.as_bytes()),
-            None => Self::none(),
-        })
+        let mut authority = match secret::read(SECRET_VAR, file, project_dir, MIN_SECRET_LEN)? {
+            Some(secret) => Self::of_secret(secret.value.as_bytes(), settings.kid.clone()),
+            None => Self { mint: None, verify: Vec::new() },
+        };
+        for (i, key) in settings.keys.iter().enumerate() {
+            let field = format!("auth.keys[{i}]");
+            if authority.verify.iter().any(|k| k.kid.as_deref() == Some(key.kid.as_str())) {
+                return Err(format!("{field}.kid: `{}` names another key too", key.kid));
+            }
+            let path = project_dir.join(&key.file);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("{field}.file: cannot read {}: {e}", path.display()))?;
+            let (algorithm, decoding) = match key.algorithm.as_str() {
+                "HS256" => {
+                    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                    if text.chars().count() < MIN_SECRET_LEN {
+                        return Err(format!(
+                            "{field}.file ({}): an HS256 secret must be at least {MIN_SECRET_LEN} characters",
+                            path.display()
+                        ));
+                    }
+                    (Algorithm::HS256, DecodingKey::from_secret(text.as_bytes()))
+                }
+                "RS256" => (
+                    Algorithm::RS256,
+                    DecodingKey::from_rsa_pem(&bytes).map_err(|e| {
+                        format!(
+                            "{field}.file ({}): not an RSA public key in PEM: {e}",
+                            path.display()
+                        )
+                    })?,
+                ),
+                "ES256" => (
+                    Algorithm::ES256,
+                    DecodingKey::from_ec_pem(&bytes).map_err(|e| {
+                        format!(
+                            "{field}.file ({}): not a P-256 public key in PEM: {e}",
+                            path.display()
+                        )
+                    })?,
+                ),
+                other => {
+                    return Err(format!(
+                        "{field}.algorithm: `{other}` is not one tern checks (HS256, RS256, ES256)"
+                    ));
+                }
+            };
+            authority.verify.push(VerifyKey {
+                kid: Some(key.kid.clone()),
+                algorithm,
+                key: decoding,
+            });
+        }
+        Ok(Arc::new(authority))
     }
 
-    /// Whether this host has a secret.
+    /// Whether this host has a secret (it can mint tokens).
     pub fn has_secret(&self) -> bool {
-        self.keys.is_some()
+        self.mint.is_some()
+    }
+
+    /// The key that checks `token`: the one its `kid` names, else (no `kid`) the secret, or
+    /// the only key there is; and its algorithm must be the token's, so a public key can
+    /// never be taken for an HMAC secret.
+    fn key_for(&self, token: &str) -> Result<&VerifyKey, TokenError> {
+        if self.verify.is_empty() {
+            return Err(TokenError::NoSecret);
+        }
+        let header = header_of(token);
+        let key = match header.as_ref().and_then(|h| h.kid.as_deref()) {
+            Some(kid) => self
+                .verify
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .ok_or_else(|| TokenError::UnknownKey(kid.chars().take(64).collect()))?,
+            None if self.mint.is_some() => &self.verify[0],
+            None if self.verify.len() == 1 => &self.verify[0],
+            None => return Err(TokenError::UnknownKey(String::new())),
+        };
+        match header {
+            Some(h) if h.alg != alg_name(key.algorithm) => Err(TokenError::WrongAlgorithm),
+            _ => Ok(key),
+        }
     }
 
     /// What `token` grants, or why it is refused.
@@ -182,11 +282,8 @@ impl TokenAuthority {
     /// The claims of a token signed by this host's secret, checked for algorithm, expiry
     /// and shape.
     fn decode(&self, token: &str) -> Result<Claims, TokenError> {
-        let (_, key) = self.keys.as_ref().ok_or(TokenError::NoSecret)?;
-        if !signed_with_hs256(token) {
-            return Err(TokenError::WrongAlgorithm);
-        }
-        let mut validation = Validation::new(Algorithm::HS256);
+        let VerifyKey { algorithm, key, .. } = self.key_for(token)?;
+        let mut validation = Validation::new(*algorithm);
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_nbf = true;
         // tern has no audience of its own: a token from an identity provider naming one
@@ -214,7 +311,7 @@ impl TokenAuthority {
 
     /// A token granting `grant` for `ttl` from now.
     pub fn mint(&self, grant: &Grant, ttl: Duration) -> Result<String, TokenError> {
-        let (key, _) = self.keys.as_ref().ok_or(TokenError::NoSecret)?;
+        let (key, kid) = self.mint.as_ref().ok_or(TokenError::NoSecret)?;
         let list = |ps: &[ChannelPattern]| ps.iter().map(|p| p.as_str().to_owned()).collect();
         let claims = Claims {
             exp: Some(get_current_timestamp().saturating_add(ttl.as_secs())),
@@ -224,25 +321,36 @@ impl TokenAuthority {
             publish: list(&grant.publish),
             ..Claims::default()
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
+        let header = Header { kid: kid.clone(), ..Header::new(Algorithm::HS256) };
+        jsonwebtoken::encode(&header, &claims, key)
             .map_err(|e| TokenError::BadClaims(e.to_string()))
     }
 }
 
-/// Whether the token's header names HS256, or is too broken to say (then the decoder
-/// reports it as malformed). jsonwebtoken cannot parse a header naming an algorithm it does
-/// not know, such as `none`, and would report it as malformed JSON: say what is wrong.
-fn signed_with_hs256(token: &str) -> bool {
-    #[derive(Deserialize)]
-    struct Alg {
-        alg: String,
-    }
+/// What a token's header says of its signature.
+#[derive(Deserialize)]
+struct TokenHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+/// The token's header, or None when it is too broken to say (then the decoder reports it
+/// as malformed). jsonwebtoken cannot parse a header naming an algorithm it does not know,
+/// such as `none`, and would report it as malformed JSON: read it here to say what is wrong.
+fn header_of(token: &str) -> Option<TokenHeader> {
     use base64::Engine as _;
     let header = token.split('.').next().unwrap_or_default();
-    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
-        return true;
-    };
-    serde_json::from_slice::<Alg>(&json).map_or(true, |h| h.alg == "HS256")
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+fn alg_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::RS256 => "RS256",
+        Algorithm::ES256 => "ES256",
+        _ => "HS256",
+    }
 }
 
 /// The grant of verified claims; a pattern that is not a channel name refuses the token.
@@ -342,6 +450,101 @@ mod tests {
         let token = jsonwebtoken::encode(&Header::default(), &no_exp, &key).unwrap();
         assert_eq!(ours.verify(&token), Err(TokenError::NoExpiry));
         assert_eq!(TokenAuthority::none().verify(&token), Err(TokenError::NoSecret));
+    }
+
+    /// An authority with the secret (kid `now`), an old secret (kid `old`), and RS256 and
+    /// ES256 public keys (kids `rsa`, `ec`), read from files as `tern.yaml` names them.
+    fn rotating() -> Arc<TokenAuthority> {
+        let dir = std::env::temp_dir().join(format!("tern-token-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("secret"), SECRET).unwrap();
+        std::fs::write(dir.join("old"), "the old secret, still 32 bytes long!").unwrap();
+        std::fs::write(dir.join("rsa.pem"), include_str!("testdata/rsa.pub.pem")).unwrap();
+        std::fs::write(dir.join("ec.pem"), include_str!("testdata/ec.pub.pem")).unwrap();
+        let key =
+            |kid: &str, algorithm: &str, file: &str| crate::config::settings::VerifyKeySettings {
+                kid: kid.into(),
+                algorithm: algorithm.into(),
+                file: file.into(),
+            };
+        let settings = AuthSettings {
+            secret_file: Some("secret".into()),
+            kid: Some("now".into()),
+            keys: vec![
+                key("old", "HS256", "old"),
+                key("rsa", "RS256", "rsa.pem"),
+                key("ec", "ES256", "ec.pem"),
+            ],
+        };
+        // TERN_AUTH_SECRET would win over the file: these tests do not set it.
+        TokenAuthority::load(&settings, &dir).unwrap()
+    }
+
+    fn signed(alg: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
+        let claims = Claims {
+            exp: Some(get_current_timestamp() + 60),
+            sub: Some("ada".into()),
+            ..Claims::default()
+        };
+        let header = Header { kid: kid.map(str::to_owned), ..Header::new(alg) };
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn tokens_are_checked_with_the_key_their_kid_names() {
+        let authority = rotating();
+        let minted = authority.mint(&grant(), Duration::from_secs(60)).unwrap();
+        assert_eq!(header_of(&minted).unwrap().kid.as_deref(), Some("now"));
+        assert!(authority.verify(&minted).is_ok());
+        let old = EncodingKey::from_secret(b"the old secret, still 32 bytes long!");
+        assert!(authority.verify(&signed(Algorithm::HS256, Some("old"), &old)).is_ok());
+        assert_eq!(
+            authority.verify(&signed(Algorithm::HS256, None, &old)),
+            Err(TokenError::BadSignature),
+            "no kid: the current secret checks it"
+        );
+        let rsa = EncodingKey::from_rsa_pem(include_bytes!("testdata/rsa.key.pem")).unwrap();
+        let ec = EncodingKey::from_ec_pem(include_bytes!("testdata/ec.key.pem")).unwrap();
+        let user = |t: &str| authority.verify(t).map(|g| g.user);
+        assert_eq!(user(&signed(Algorithm::RS256, Some("rsa"), &rsa)), Ok(Some("ada".into())));
+        assert_eq!(user(&signed(Algorithm::ES256, Some("ec"), &ec)), Ok(Some("ada".into())));
+        assert_eq!(
+            authority.verify(&signed(Algorithm::RS256, Some("ec"), &rsa)),
+            Err(TokenError::WrongAlgorithm),
+            "an RS256 token naming the EC key"
+        );
+        assert_eq!(
+            authority.verify(&signed(Algorithm::RS256, Some("gone"), &rsa)),
+            Err(TokenError::UnknownKey("gone".into()))
+        );
+        // The classic confusion: HS256 "signed" with the RSA public key as the secret.
+        let public_as_secret = EncodingKey::from_secret(include_bytes!("testdata/rsa.pub.pem"));
+        assert_eq!(
+            authority.verify(&signed(Algorithm::HS256, Some("rsa"), &public_as_secret)),
+            Err(TokenError::WrongAlgorithm)
+        );
+        let other_ec = EncodingKey::from_ec_pem(include_bytes!("testdata/ec.key.pem")).unwrap();
+        let forged = signed(Algorithm::ES256, Some("rsa"), &other_ec);
+        assert_eq!(authority.verify(&forged), Err(TokenError::WrongAlgorithm));
+    }
+
+    #[test]
+    fn bad_key_settings_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("tern-token-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("junk.pem"), "not a key").unwrap();
+        let settings = |algorithm: &str| AuthSettings {
+            keys: vec![crate::config::settings::VerifyKeySettings {
+                kid: "k".into(),
+                algorithm: algorithm.into(),
+                file: "junk.pem".into(),
+            }],
+            ..AuthSettings::default()
+        };
+        let err = TokenAuthority::load(&settings("RS256"), &dir).err().unwrap();
+        assert!(err.starts_with("auth.keys[0].file"), "{err}");
+        let err = TokenAuthority::load(&settings("none"), &dir).err().unwrap();
+        assert!(err.contains("auth.keys[0].algorithm: `none`"), "{err}");
     }
 
     #[test]

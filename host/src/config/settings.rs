@@ -140,6 +140,24 @@ pub struct AuthSettings {
     /// File holding the secret, relative to the project directory. Default: none (only
     /// `TERN_AUTH_SECRET`; without either, tokens are refused and none can be minted).
     pub secret_file: Option<PathBuf>,
+    /// The `kid` tokens signed with the secret carry, and that picks it when a token names
+    /// one. Default: none.
+    pub kid: Option<String>,
+    /// More keys tokens may be signed with, each picked by the `kid` in a token's header:
+    /// an old secret during a rotation, an identity provider's public key. Default: none.
+    pub keys: Vec<VerifyKeySettings>,
+}
+
+/// A key that checks tokens (it mints none).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKeySettings {
+    /// The `kid` a token names to be checked with this key.
+    pub kid: String,
+    /// `HS256` (the file holds a secret), `RS256` or `ES256` (it holds a PEM public key).
+    pub algorithm: String,
+    /// The file, relative to the project directory.
+    pub file: PathBuf,
 }
 
 /// The admin listener, apart from the public port.
