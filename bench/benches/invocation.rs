@@ -39,7 +39,9 @@ fn invocation(c: &mut Criterion) {
     let function = hello(&runtime);
     let rules = Arc::new(ChannelRules::new(Vec::new()));
     let tokens = tern::auth::TokenAuthority::none();
-    let pubsub = Arc::new(Pubsub::new(Broker::new(16), rules, &Settings::default(), tokens));
+    let sessions = tern::gateway::control::SessionRegistry::new();
+    let pubsub =
+        Arc::new(Pubsub::new(Broker::new(16), rules, &Settings::default(), (tokens, sessions)));
     let input = request();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let call = || {

@@ -4,9 +4,10 @@
 
 mod centrifuge;
 mod fanout;
+mod hooks;
 mod native_hello;
 mod nats;
-mod suite;
+pub(crate) mod suite;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ enum Command {
     Fanout(fanout::Args),
     /// The native hyper `hello` server, the ceiling of the HTTP benchmark.
     NativeHello(native_hello::Args),
+    /// What a wasm publish hook adds to a message, and a wasm RPC to a round trip.
+    Hooks(hooks::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
             Command::Suite(args) => suite::main(args).await,
             Command::Fanout(args) => fanout::main(args).await,
             Command::NativeHello(args) => native_hello::main(args).await,
+            Command::Hooks(args) => hooks::main(args).await,
         }
     })
 }

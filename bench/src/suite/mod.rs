@@ -4,7 +4,7 @@
 mod fanout;
 mod fanout_report;
 mod http;
-mod process;
+pub(crate) mod process;
 mod report;
 mod startup;
 
