@@ -41,6 +41,10 @@ hooks: { subscribe: hook_subscribe, publish: hook_publish }
 channel: { match: chat/rooms }
 bridges: { websocket: { enable: true, require_token: true } }
 `,
+  'messaging/strict.yaml': `
+channel: { match: strict }
+bridges: { websocket: { enable: true, require_token: true, anonymous: publish } }
+`,
   'messaging/open.yaml': `
 channel: { match: open }
 bridges: { websocket: { enable: true } }
@@ -334,12 +338,27 @@ test('raw bridge: require_token admits signed URLs only: 401 forged, expired or 
   const elsewhere = await raw(`${pathname}?access_token=${other}`);
   assert.equal(elsewhere.status, 403);
   assert.match(elsewhere.body, /does not let its holder read/);
+  // The URL opens its own channel, not the ones below it, and is no connection token.
+  const below = await raw(`${pathname}/admin?access_token=${token}`);
+  assert.equal(below.status, 403);
+  assert.match(below.body, /is for channel/);
+  const asConnection = new JsonCentrifuge(tern.ws('/connection/websocket'), { websocket: WebSocket, token });
+  clients.add(asConnection);
+  const refusedConnect = waitFor(asConnection, 'disconnected', 5000);
+  asConnection.connect();
+  assert.equal((await refusedConnect).code, 3500, 'a signed URL\'s token opens no connection');
   const reader = await open(`${pathname}?access_token=${mint({ subscribe: ['chat/rooms'] }, SECRET)}`);
   const closed = new Promise((resolve) => reader.once('close', (c) => resolve(c)));
   reader.send('I may only read');
   assert.equal(await within(5000, closed, 'read-only close'), 1008);
   await sleep(100);
   assert.deepEqual(b.received, ['signed and sent']);
+  // `anonymous: publish` beside require_token gives a token no more than it grants.
+  const strictReader = await open(`/ws/channel/strict/x?access_token=${mint({ subscribe: ['strict'] }, SECRET)}`);
+  const strictClosed = new Promise((resolve) => strictReader.once('close', (c) => resolve(c)));
+  strictReader.send('not mine to say');
+  assert.equal(await within(5000, strictClosed, 'strict read-only close'), 1008);
+  assert.equal((await raw('/ws/channel/strict/x')).status, 401);
 });
 
 // ---------------------------------------------------------------------------------------

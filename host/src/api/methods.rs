@@ -40,11 +40,12 @@ impl Call<'_> {
     fn channel(&self, name: &str) -> Result<(ChannelName, MessagingSpec), ApiError> {
         let channel =
             ChannelName::parse(name).map_err(|e| ApiError::bad(&format!("channel: {e}")))?;
-        let rules = self.app.generation().rules.clone();
-        let spec = rules.resolve(&channel).cloned().ok_or(ApiError::UNKNOWN_CHANNEL)?;
+        // The key's limits first: a key limited to some channels learns nothing of others.
         if !self.key.may_use(&channel) {
             return Err(ApiError::PERMISSION_DENIED);
         }
+        let rules = self.app.generation().rules.clone();
+        let spec = rules.resolve(&channel).cloned().ok_or(ApiError::UNKNOWN_CHANNEL)?;
         Ok((channel, spec))
     }
 
@@ -61,7 +62,7 @@ impl Call<'_> {
             "history" => self.history(params),
             "history_remove" => self.history_remove(params),
             "channels" => self.channels(params),
-            "info" => Ok(self.info()),
+            "info" => self.info(),
             _ => Err(ApiError::METHOD_NOT_FOUND),
         }
     }
@@ -320,11 +321,15 @@ impl Call<'_> {
         Ok(json!({ "channels": channels }))
     }
 
-    fn info(&self) -> Value {
+    fn info(&self) -> Answer {
+        if self.key.limited() {
+            // The node's totals span every channel: not for a key limited to some.
+            return Err(ApiError::PERMISSION_DENIED);
+        }
         let (clients, users) = self.app.gateway.control.counts();
         let channels = self.app.broker.channels();
         let subs: usize = channels.iter().map(|(_, n)| n).sum();
-        json!({ "nodes": [{
+        Ok(json!({ "nodes": [{
             "uid": &*self.app.node_id,
             "name": "tern",
             "version": env!("CARGO_PKG_VERSION"),
@@ -333,7 +338,7 @@ impl Call<'_> {
             "num_channels": channels.len(),
             "num_subs": subs,
             "uptime": self.app.started.elapsed().as_secs(),
-        }]})
+        }]}))
     }
 }
 

@@ -78,6 +78,9 @@ pub struct Grant {
     pub channels: Vec<ChannelName>,
     /// The token's expiry, seconds since the Unix epoch (None: no token).
     pub expires_at: Option<u64>,
+    /// The one channel a signed raw-bridge URL is for (its token's `channel` claim): its
+    /// patterns then open that channel only, not the ones below it.
+    pub url_channel: Option<ChannelName>,
     /// What the connection may do where a config says nothing of token-less clients
     /// (`bridges.websocket.anonymous` unset): nothing on the realtime endpoint, anything on
     /// the raw bridge and the client protocol.

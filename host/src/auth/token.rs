@@ -247,6 +247,20 @@ impl TokenAuthority {
         grant_of(claims)
     }
 
+    /// What the token of a signed raw-bridge URL grants: as [`TokenAuthority::verify`],
+    /// and a `channel` claim (which a function's URL has) becomes the one channel it opens.
+    pub fn verify_url(&self, token: &str) -> Result<Grant, TokenError> {
+        let claims = self.decode(token)?;
+        let channel = match claims.channel.as_deref() {
+            None => None,
+            Some(c) => Some(
+                ChannelName::parse(c)
+                    .map_err(|e| TokenError::BadClaims(format!("`channel`: {e}")))?,
+            ),
+        };
+        Ok(Grant { url_channel: channel, ..grant_of(claims)? })
+    }
+
     /// What a subscription token for `channel`, held by a connection of `user`, grants.
     pub fn verify_subscription(
         &self,
@@ -319,6 +333,7 @@ impl TokenAuthority {
             sub: grant.user.as_deref().map(str::to_owned),
             subscribe: list(&grant.subscribe),
             publish: list(&grant.publish),
+            channel: grant.url_channel.as_ref().map(ToString::to_string),
             ..Claims::default()
         };
         let header = Header { kid: kid.clone(), ..Header::new(Algorithm::HS256) };

@@ -163,13 +163,24 @@ impl Broker {
 
     /// Subscribes to `channel`.
     pub fn subscribe(self: &Arc<Self>, channel: ChannelName, kind: SubscriberKind) -> Subscription {
+        self.subscribe_granted(channel, kind, None)
+    }
+
+    /// Subscribes to `channel` a client whose token grants `grant` (a raw-bridge client of
+    /// a signed URL), which a reload judges the subscription by.
+    pub fn subscribe_granted(
+        self: &Arc<Self>,
+        channel: ChannelName,
+        kind: SubscriberKind,
+        grant: Option<Arc<Grant>>,
+    ) -> Subscription {
         let id = SubscriberId(self.next_subscriber.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let (kicked, retired) = (CancellationToken::new(), CancellationToken::new());
         let subscriber = Subscriber {
             id,
             kind,
-            grant: None,
+            grant,
             tx,
             kicked: kicked.clone(),
             retired: retired.clone(),

@@ -35,7 +35,7 @@ use crate::{
     broker::{Broker, SubscriberKind},
     channel_name::ChannelName,
     config::{
-        Settings,
+        MessagingSpec, Settings,
         messaging::{Anonymous, ChannelRules},
         settings::{CentrifugeSettings, RealtimeSettings, WebSocketSettings},
     },
@@ -200,7 +200,10 @@ impl Gateway {
         };
         // Subscribe before answering 101, so nothing published after the client sees the
         // handshake complete can be missed.
-        let subscription = self.broker.subscribe(name.clone(), SubscriberKind::WebSocket);
+        // A signed URL's grant goes with the subscription: a reload judges the client by it.
+        let granted = token.is_some().then(|| Arc::new(grant));
+        let subscription =
+            self.broker.subscribe_granted(name.clone(), SubscriberKind::WebSocket, granted);
         // A reload may have removed the channel since it was checked above; one that did it
         // after this check closes the session like any other on the channel.
         if !Arc::ptr_eq(&rules, &self.rules.load())
@@ -213,12 +216,12 @@ impl Gateway {
         let settings = self.settings.clone();
         let shutdown = self.shutdown.clone();
         let connected = self.raw_count.0.clone();
-        let gate = spec.hooks.publish.clone().map(|hook| session::PublishGate {
+        let gate = session::PublishGate {
+            rules: self.rules.clone(),
             functions: self.functions.clone(),
             runtime: self.runtime.clone(),
-            hook,
             caller,
-        });
+        };
         self.raw_count.1.inc();
         self.sessions.spawn(async move {
             let Some(ws) = upgrade(req, &settings).await else { return };
@@ -286,7 +289,7 @@ pub(crate) fn access_token(query: Option<&str>) -> Option<&str> {
 /// its holder read the channel or a channel tokens cannot open.
 fn raw_access(
     tokens: &TokenAuthority,
-    spec: &crate::config::MessagingSpec,
+    spec: &MessagingSpec,
     name: &ChannelName,
     token: Option<&str>,
 ) -> Result<(Grant, bool), Box<Response<Body>>> {
@@ -315,11 +318,23 @@ fn raw_access(
             Anonymous::Publish => Ok((Grant::default(), false)),
         };
     };
-    let grant = match tokens.verify(token) {
+    let grant = match tokens.verify_url(token) {
         Ok(grant) => grant,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, &e.to_string()),
     };
-    // A token adds to what anyone may do here, unless the config wants tokens only.
+    if let Some(signed_for) = grant.url_channel.as_ref().filter(|c| *c != name) {
+        let msg = format!("this URL's token is for channel `{signed_for}`, not `{name}`");
+        return refuse(StatusCode::FORBIDDEN, &msg);
+    }
+    // A token adds to what anyone may do here, unless the config wants tokens only: then
+    // the token alone decides, whatever `anonymous` says.
+    let strict;
+    let spec = if spec.require_token {
+        strict = MessagingSpec { anonymous: Some(Anonymous::None), ..spec.clone() };
+        &strict
+    } else {
+        spec
+    };
     let anonymous = if spec.require_token { Anonymous::None } else { Anonymous::Publish };
     let grant = Grant { anonymous, ..grant };
     if !auth::may(&grant, spec, Action::Subscribe, name, true) {
@@ -331,12 +346,12 @@ fn raw_access(
 }
 
 /// Asks the connect hooks (the project's, then the config's) and the subscribe hook of a
-/// raw-bridge client joining `name`; the caller as the hooks left it, or the 403 (or 503
-/// for a hook that failed) refusing it.
+/// raw-bridge client joining `name`; the caller as the hooks left it, or the 403 refusing
+/// it (a hook that failed refuses too).
 async fn raw_hooks(
     functions: &SessionFunctions,
     runtime: &FunctionRuntime,
-    spec: &crate::config::MessagingSpec,
+    spec: &MessagingSpec,
     (name, mut caller): (&ChannelName, Caller),
     headers: &http::HeaderMap,
 ) -> Result<Caller, Box<Response<Body>>> {

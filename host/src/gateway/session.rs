@@ -20,7 +20,7 @@ use super::{
 use crate::{
     broker::{Broker, Message, Origin, Payload, Subscription},
     channel_name::ChannelName,
-    config::settings::WebSocketSettings,
+    config::{messaging::ChannelRules, settings::WebSocketSettings},
     hooks::{Caller, SessionFunctions, Verdict},
     runtime::FunctionRuntime,
 };
@@ -28,14 +28,15 @@ use crate::{
 /// Most queued messages written before one flush: bounds the write buffer of a burst.
 pub(super) const MAX_BATCH: usize = 256;
 
-/// The channel config's publish hook, and who the client is to it.
+/// What passes a frame through its channel config's publish hook: the hook is looked up
+/// on every frame, so one a reload adds applies to open sockets too.
 pub struct PublishGate {
+    /// The serving generation's channel rules (which name the hook).
+    pub rules: Arc<ArcSwap<ChannelRules>>,
     /// The serving generation's hooks.
     pub functions: Arc<ArcSwap<SessionFunctions>>,
     /// Runs them.
     pub runtime: Arc<FunctionRuntime>,
-    /// The hook's function name.
-    pub hook: String,
     /// The client, as the connect hooks left it.
     pub caller: Caller,
 }
@@ -46,8 +47,8 @@ pub struct Ends {
     pub broker: Arc<Broker>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
-    /// The publish hook every frame passes, if the config names one.
-    pub gate: Option<PublishGate>,
+    /// The publish hook every frame passes, when the channel's config names one.
+    pub gate: PublishGate,
 }
 
 /// What the publish hook made of a frame.
@@ -62,11 +63,13 @@ enum Gated {
 
 impl PublishGate {
     async fn pass(&self, channel: &ChannelName, payload: Payload, max: usize) -> Gated {
+        let hook = self.rules.load().resolve(channel).and_then(|spec| spec.hooks.publish.clone());
+        let Some(hook) = hook else { return Gated::Publish(payload) };
         let functions = self.functions.load_full();
         let binary = !payload.is_text();
         let request = (channel.as_str(), payload.bytes().as_ref(), binary);
         let verdict =
-            functions.publish(&self.runtime, &self.hook, &self.caller, request, (max, false)).await;
+            functions.publish(&self.runtime, &hook, &self.caller, request, (max, false)).await;
         match verdict {
             Verdict::Allow(None) => Gated::Publish(payload),
             Verdict::Allow(Some(data)) if binary => Gated::Publish(Payload::binary(data)),
@@ -129,18 +132,15 @@ pub async fn run<S>(
                     Some(Err(e)) => break close_for(&e).map(|(c, r)| (c, r.to_owned())),
                 };
                 let Some(payload) = payload else { continue };
-                let payload = match &gate {
-                    None => payload,
-                    Some(gate) => match gate.pass(&channel, payload, max).await {
-                        Gated::Publish(payload) => payload,
-                        Gated::Refused(frame) => {
-                            if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
-                                break None;
-                            }
-                            continue;
+                let payload = match gate.pass(&channel, payload, max).await {
+                    Gated::Publish(payload) => payload,
+                    Gated::Refused(frame) => {
+                        if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                            break None;
                         }
-                        Gated::Close(code, reason) => break Some((code.into(), reason)),
-                    },
+                        continue;
+                    }
+                    Gated::Close(code, reason) => break Some((code.into(), reason)),
                 };
                 broker.publish(Message::new(channel.clone(), payload, Origin::Subscriber(subscription.id)));
             }

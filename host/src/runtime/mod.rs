@@ -151,10 +151,16 @@ impl FunctionRuntime {
         input: &E::Input,
         pubsub: PubsubContext,
     ) -> (Result<E::Output, InvocationError>, Option<String>) {
-        // The semaphore is never closed, so acquiring only fails if it were.
-        let _slot = match self.slots.acquire().await {
-            Ok(slot) => slot,
-            Err(e) => return (Err(InvocationError::Trap(e.to_string())), None),
+        // Waiting for an instance is bounded by the timeout too: a host whose instances are all
+        // busy times a call out (a hook then denies) rather than leaving it waiting.
+        let _slot = match tokio::time::timeout(function.timeout, self.slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            // The semaphore is never closed, so acquiring only fails if it were.
+            Ok(Err(e)) => return (Err(InvocationError::Trap(e.to_string())), None),
+            Err(_) => {
+                function.metrics.timeouts.inc();
+                return (Err(InvocationError::Timeout(function.timeout)), None);
+            }
         };
         let started = std::time::Instant::now();
         let metrics = &function.metrics;

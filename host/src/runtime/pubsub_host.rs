@@ -219,9 +219,12 @@ impl HostChannel for InvocationState {
             return Ok(Err(Error::WebsocketDisabled(handle.name.to_string())));
         }
         let this = ChannelPattern::Prefix(handle.name.clone());
+        // The `channel` claim pins the URL to this channel (not the ones below it), and
+        // makes the token no connection token for the other doors.
         let grant = Grant {
             subscribe: if options.read { vec![this.clone()] } else { Vec::new() },
             publish: if options.write { vec![this] } else { Vec::new() },
+            url_channel: Some(handle.name.clone()),
             ..Grant::default()
         };
         let token = match mint_checked(

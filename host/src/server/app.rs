@@ -227,7 +227,11 @@ impl App {
                             grant.channels.contains(channel)
                                 || auth::may(grant, spec, Action::Subscribe, channel, true)
                         }
-                        None => auth::raw_bridge_access(spec, channel) != Anonymous::None,
+                        // A raw-bridge client without a signed URL.
+                        None => {
+                            !spec.require_token
+                                && auth::raw_bridge_access(spec, channel) != Anonymous::None
+                        }
                     }
             })
         });

@@ -54,25 +54,33 @@ impl Session<'_> {
         if functions.rpc_handler(&req.method).is_none() {
             return Some(disconnect::METHOD_NOT_FOUND.reply(id));
         }
-        // The semaphore is never closed.
-        let Ok(permit) = self.calls.clone().acquire_owned().await else {
+        let Some(permit) = self.permit().await else {
             return Some(disconnect::INTERNAL.reply(id));
         };
         let (runtime, answers, format) =
             (self.ctx.runtime.clone(), self.answers.0.clone(), self.format);
+        let max = usize::try_from(self.ctx.websocket.max_message.0).unwrap_or(usize::MAX);
         tokio::spawn(async move {
             let answer = functions.rpc(&runtime, &caller, &req.method, &req.data).await;
             let reply = match answer {
                 None => disconnect::METHOD_NOT_FOUND.reply(id),
+                Some(Ok(data)) if data.len() > max => {
+                    crate::throttled_warn!(client = %caller.id, method = %req.method, len = data.len(), "an rpc handler answered more than websocket.max_message: refused");
+                    let r = Refusal {
+                        code: 100,
+                        reason: "the rpc handler's answer is too large".into(),
+                    };
+                    refusal_reply(id, &r, disconnect::INTERNAL)
+                }
                 Some(Ok(data)) => {
                     let rpc = proto::RpcResult { data: format.data_of(&data) };
                     proto::Reply { id, rpc: Some(rpc), ..Default::default() }
                 }
-                Some(Err(r)) => refusal_reply(id, &r, disconnect::INTERNAL),
+                Some(Err(r)) => refusal_reply(id, &r, disconnect::PERMISSION_DENIED),
             };
-            // The connection may have gone meanwhile: then nobody waits for the answer.
-            let _ = answers.send(format.encode(&reply));
-            drop(permit);
+            // The connection may have gone meanwhile: then nobody waits for the answer, and
+            // the permit goes with the dropped reply.
+            let _ = answers.send((format.encode(&reply), permit));
         });
         None
     }
@@ -85,12 +93,28 @@ impl Session<'_> {
         if !functions.has_send() {
             return;
         }
-        let Ok(permit) = self.calls.clone().acquire_owned().await else { return };
+        let Some(permit) = self.permit().await else { return };
         let runtime = self.ctx.runtime.clone();
         tokio::spawn(async move {
             functions.send(&runtime, &caller, &data).await;
             drop(permit);
         });
+    }
+
+    /// A permit for one more call of this connection. While every permit is taken, the
+    /// replies of finished RPCs are taken from `answers` (each frees its permit) and held
+    /// for the frame being handled: the loop that would send them is waiting here.
+    async fn permit(&mut self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        loop {
+            tokio::select! {
+                // The semaphore is never closed.
+                permit = self.calls.clone().acquire_owned() => return permit.ok(),
+                Some((reply, permit)) = self.answers.1.recv() => {
+                    self.held.push(reply);
+                    drop(permit);
+                }
+            }
+        }
     }
 
     /// Carries out an order from a function or the server API; the pushes it makes.

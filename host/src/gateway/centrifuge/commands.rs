@@ -79,8 +79,10 @@ impl Session<'_> {
             }
             return Err(disconnect::BAD_REQUEST);
         }
-        if command.connect.is_some() == self.connected.is_some() {
-            // A command before connecting, or a second connect.
+        if command.connect.is_some() == self.connected.is_some()
+            || (command.connect.is_some() && self.connect_tried)
+        {
+            // A command before connecting, or a second connect (after a refused one too).
             return Err(disconnect::BAD_REQUEST);
         }
         if let Some(req) = command.rpc {
@@ -120,6 +122,7 @@ impl Session<'_> {
     }
 
     async fn connect(&mut self, id: u32, req: proto::ConnectRequest) -> Answer {
+        self.connect_tried = true;
         let mut grant = if req.token.is_empty() {
             if !self.ctx.settings.allow_anonymous {
                 return Err(disconnect::UNAUTHORIZED.into());

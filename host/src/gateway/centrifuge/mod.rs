@@ -56,7 +56,13 @@ impl Gateway {
             functions: self.functions.clone(),
             control: self.control.clone(),
             peer,
-            headers: req.headers().clone(),
+            // Kept for the connect hook only: a session does not carry its cookies around
+            // for nothing.
+            headers: if self.functions.load().has_project_connect() {
+                req.headers().clone()
+            } else {
+                http::HeaderMap::new()
+            },
         };
         let connected = self.centrifuge_count.0.clone();
         self.centrifuge_count.1.inc();

@@ -73,6 +73,9 @@ pub struct Context {
     pub headers: http::HeaderMap,
 }
 
+/// An RPC's encoded reply, and the permit it held (released once the reply is taken).
+pub(super) type Answered = (Bytes, tokio::sync::OwnedSemaphorePermit);
+
 /// Most RPCs and sends of one connection running at once; more wait their turn.
 pub(super) const MAX_CALLS_IN_FLIGHT: usize = 32;
 
@@ -123,14 +126,20 @@ pub(super) struct Session<'a> {
     /// Orders from functions and the server API, once connected (with its place in the
     /// registry, which it leaves when dropped).
     pub orders: Option<(Registered, mpsc::Receiver<Control>)>,
-    /// Replies of RPCs answered in their own tasks. Unbounded, but an answer is queued
-    /// only by a call holding one of `calls`' permits, and the loop drains them between
-    /// frames.
-    pub answers: (mpsc::UnboundedSender<Bytes>, mpsc::UnboundedReceiver<Bytes>),
+    /// Replies of RPCs answered in their own tasks, each with its call's permit: a call
+    /// counts toward `calls` until the loop has taken its reply, so at most
+    /// [`MAX_CALLS_IN_FLIGHT`] replies wait here.
+    pub answers: (mpsc::UnboundedSender<Answered>, mpsc::UnboundedReceiver<Answered>),
     /// One permit per RPC or send running.
     pub calls: Arc<Semaphore>,
     /// Subscribe hooks' answers kept for `hooks.cache`.
     pub decisions: DecisionCache,
+    /// RPC replies taken from `answers` while a frame waited for a call's permit: they go
+    /// out with the frame's replies.
+    pub held: Vec<Bytes>,
+    /// Whether a connect was tried: one per connection, so a refused client cannot have
+    /// the connect hook run 512 times a frame.
+    pub connect_tried: bool,
 }
 
 /// Runs the session until the client leaves, breaks a rule, or the host shuts down.
@@ -152,6 +161,8 @@ where
         answers: mpsc::unbounded_channel(),
         calls: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
         decisions: DecisionCache::default(),
+        held: Vec::new(),
+        connect_tried: false,
     };
     let write_timeout = ctx.websocket.write_timeout.0;
     let mut limits = FrameLimits::new(&ctx.websocket);
@@ -177,6 +188,15 @@ where
                             break None;
                         }
                     }
+                }
+            }
+            // Replies before frames: a client pipelining RPCs gets its answers as they come.
+            Some((answer, permit)) = session.answers.1.recv() => {
+                let frame = session.frame(answer);
+                let sent = tokio::time::timeout(write_timeout, sink.send(frame)).await;
+                drop(permit);
+                if !matches!(sent, Ok(Ok(()))) {
+                    break None;
                 }
             }
             frame = stream.next() => {
@@ -215,12 +235,6 @@ where
                     if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
                         break None;
                     }
-                }
-            }
-            Some(answer) = session.answers.1.recv() => {
-                let frame = session.frame(answer);
-                if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
-                    break None;
                 }
             }
             message = next_message(&mut session.connected) => {
@@ -268,6 +282,10 @@ impl Session<'_> {
             }
             if let Some(reply) = self.handle(command).await? {
                 let reply = self.format.encode(&reply);
+                size += reply.len();
+                replies.push(reply);
+            }
+            for reply in self.held.drain(..) {
                 size += reply.len();
                 replies.push(reply);
             }

@@ -113,6 +113,10 @@ impl Session<'_> {
         if is_private(&name) {
             return Err("a private topic belongs to its connection only".into());
         }
+        let bridged = self.ctx.rules.load().resolve(&name).is_some_and(|spec| spec.websocket);
+        if !bridged {
+            return Err(format!("no messaging config bridges channel `{name}` to WebSockets"));
+        }
         if self.topics.contains_key(&name) {
             return Ok(());
         }
