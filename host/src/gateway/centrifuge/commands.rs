@@ -80,9 +80,10 @@ impl Session<'_> {
             return Err(disconnect::BAD_REQUEST);
         }
         if command.connect.is_some() == self.connected.is_some()
-            || (command.connect.is_some() && self.connect_tried)
+            || (command.connect.is_some()
+                && self.connects_tried >= super::session::MAX_CONNECT_ATTEMPTS)
         {
-            // A command before connecting, or a second connect (after a refused one too).
+            // A command before connecting, a second connect, or one refused connect too many.
             return Err(disconnect::BAD_REQUEST);
         }
         if let Some(req) = command.rpc {
@@ -122,7 +123,7 @@ impl Session<'_> {
     }
 
     async fn connect(&mut self, id: u32, req: proto::ConnectRequest) -> Answer {
-        self.connect_tried = true;
+        self.connects_tried = self.connects_tried.saturating_add(1);
         let mut grant = if req.token.is_empty() {
             if !self.ctx.settings.allow_anonymous {
                 return Err(disconnect::UNAUTHORIZED.into());

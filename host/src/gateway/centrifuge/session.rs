@@ -76,6 +76,9 @@ pub struct Context {
 /// An RPC's encoded reply, and the permit it held (released once the reply is taken).
 pub(super) type Answered = (Bytes, tokio::sync::OwnedSemaphorePermit);
 
+/// Most connect commands one connection may send (refused ones included).
+pub(super) const MAX_CONNECT_ATTEMPTS: u8 = 3;
+
 /// Most RPCs and sends of one connection running at once; more wait their turn.
 pub(super) const MAX_CALLS_IN_FLIGHT: usize = 32;
 
@@ -137,9 +140,9 @@ pub(super) struct Session<'a> {
     /// RPC replies taken from `answers` while a frame waited for a call's permit: they go
     /// out with the frame's replies.
     pub held: Vec<Bytes>,
-    /// Whether a connect was tried: one per connection, so a refused client cannot have
+    /// Connects tried so far: a refused client may try again, a few times, but cannot have
     /// the connect hook run 512 times a frame.
-    pub connect_tried: bool,
+    pub connects_tried: u8,
 }
 
 /// Runs the session until the client leaves, breaks a rule, or the host shuts down.
@@ -162,7 +165,7 @@ where
         calls: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
         decisions: DecisionCache::default(),
         held: Vec::new(),
-        connect_tried: false,
+        connects_tried: 0,
     };
     let write_timeout = ctx.websocket.write_timeout.0;
     let mut limits = FrameLimits::new(&ctx.websocket);
