@@ -91,6 +91,33 @@ impl Access {
     pub fn url(&self, ttl_seconds: u32) -> Result<String, String> {
         wit::url(&self.subscribe, &self.publish, self.user.as_deref(), ttl_seconds)
     }
+
+    /// What a client of the Centrifugo protocol (the `centrifuge` npm package in a
+    /// browser, say) needs to connect with this access for `ttl_seconds`: the endpoint's
+    /// `ws://.../connection/websocket` URL and a connection token. tern has one kind of
+    /// access token, which every endpoint takes.
+    pub fn client_connection(&self, ttl_seconds: u32) -> Result<ClientConnection, String> {
+        let url = self.url(ttl_seconds)?;
+        let (origin, token) = url
+            .split_once(REALTIME_TOKEN)
+            .ok_or_else(|| format!("the host answered an unexpected URL: {url}"))?;
+        Ok(ClientConnection { url: format!("{origin}{CENTRIFUGE_PATH}"), token: token.to_owned() })
+    }
+}
+
+/// How a realtime URL carries its token, after the host's origin.
+const REALTIME_TOKEN: &str = "/realtime?access_token=";
+/// The Centrifugo-protocol endpoint's path.
+const CENTRIFUGE_PATH: &str = "/connection/websocket";
+
+/// Where and how a client of the Centrifugo protocol connects (see
+/// [`Access::client_connection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConnection {
+    /// The endpoint's WebSocket URL, from the request's host (or the host's `public_url`).
+    pub url: String,
+    /// The connection token: the client's `token` option.
+    pub token: String,
 }
 
 /// `text` as a JSON string literal (quoted and escaped).

@@ -60,6 +60,12 @@ pub enum BundleError {
 /// reports it as the missing `source` it is, with the rest of the project's problems.
 pub fn pack(dir: &Path, project: &Project) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context as _;
+    if let Some(site) = project.websites.first() {
+        anyhow::bail!(
+            "{}: `tern deploy` does not carry websites yet: serve this project with `tern serve`, or deploy it without its websites/ directory",
+            site.file.display()
+        );
+    }
     let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
     let mut manifest = Manifest { format: 1, sources: BTreeMap::new() };
     let add = |tar: &mut tar::Builder<GzEncoder<Vec<u8>>>, path: &str, bytes: &[u8]| {

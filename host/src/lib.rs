@@ -36,3 +36,4 @@ pub mod runtime;
 pub mod server;
 pub mod trigger;
 pub mod watch;
+pub mod website;

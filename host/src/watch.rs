@@ -25,6 +25,8 @@ pub struct WatchSet {
     project: PathBuf,
     /// The components the functions name; their directories are watched.
     components: Vec<PathBuf>,
+    /// The websites' directories, watched with all they hold.
+    sites: Vec<PathBuf>,
     /// Function crates (`tern dev` only): a change to one rebuilds it.
     crates: Vec<FunctionCrate>,
 }
@@ -43,11 +45,14 @@ impl WatchSet {
     pub fn new(dir: &Path, project: &Project, crates: Vec<FunctionCrate>) -> Self {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let components = project.functions.iter().map(|f| absolute(&f.source)).collect();
-        Self { project: absolute(dir), components, crates }
+        let sites = project.websites.iter().map(|w| absolute(&w.directory)).collect();
+        Self { project: absolute(dir), components, sites, crates }
     }
 
     fn classify(&self, path: &Path) -> Option<Change> {
-        if self.components.iter().any(|c| c == path) {
+        if self.components.iter().any(|c| c == path)
+            || self.sites.iter().any(|s| path.starts_with(s))
+        {
             return Some(Change::Project);
         }
         let in_build_output =
@@ -59,7 +64,7 @@ impl WatchSet {
         }
         let rest = path.strip_prefix(&self.project).ok()?;
         // A `functions/` or `messaging/` made after the start: reload, and watch it.
-        if rest == Path::new("functions") || rest == Path::new("messaging") {
+        if ["functions", "messaging", "websites"].iter().any(|d| rest == Path::new(d)) {
             return Some(Change::Project);
         }
         let hidden = rest.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
@@ -72,7 +77,7 @@ impl WatchSet {
         // Only where YAML lives: a recursive watch of the project would also watch a
         // `target/` inside it, thousands of directories busy during every build.
         let mut roots = vec![(self.project.clone(), RecursiveMode::NonRecursive)];
-        for sub in ["functions", "messaging"] {
+        for sub in ["functions", "messaging", "websites"] {
             let dir = self.project.join(sub);
             if dir.is_dir() {
                 roots.push((dir, RecursiveMode::NonRecursive));
@@ -83,8 +88,8 @@ impl WatchSet {
                 roots.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
             }
         }
-        for krate in &self.crates {
-            roots.push((krate.dir.clone(), RecursiveMode::Recursive));
+        for dir in self.sites.iter().chain(self.crates.iter().map(|k| &k.dir)) {
+            roots.push((dir.clone(), RecursiveMode::Recursive));
         }
         roots.sort();
         roots.dedup_by(|a, b| a.0 == b.0);
@@ -99,6 +104,7 @@ impl WatchSet {
         let (project, _) = Project::read(&self.project);
         let fresh = WatchSet::new(&self.project, &project, Vec::new());
         self.components = fresh.components;
+        self.sites = fresh.sites;
         for (root, mode) in self.roots() {
             // Watching a directory again is harmless; one that cannot be watched was
             // reported at the start.

@@ -60,8 +60,12 @@ pub fn check(
     for warning in &project.warnings {
         eprintln!("warning: {warning}");
     }
+    let websites = match project.websites.len() {
+        0 => String::new(),
+        n => format!(", {n} website(s)"),
+    };
     println!(
-        "ok: {} function(s), {} route(s), {} messaging config(s)",
+        "ok: {} function(s), {} route(s), {} messaging config(s){websites}",
         project.functions.len(),
         app.generation().router.len(),
         project.messaging.len()

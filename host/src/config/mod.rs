@@ -1,4 +1,5 @@
-//! The project directory: `tern.yaml`, `functions/*.yaml`, `messaging/*.yaml`.
+//! The project directory: `tern.yaml`, `functions/*.yaml`, `messaging/*.yaml`,
+//! `websites/*.yaml`.
 //!
 //! Parsing is strict (unknown keys are errors) and every problem is collected, so that
 //! `tern check` lists them all at once, each with its file, line, column and field.
@@ -14,6 +15,7 @@ pub mod messaging;
 pub mod secret;
 pub mod settings;
 pub mod units;
+pub mod website;
 pub mod yaml;
 
 use std::{
@@ -26,6 +28,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Location};
 pub use function::{FunctionSpec, HookKind, Trigger};
 pub use messaging::{ChannelMatcher, MessagingSpec};
 pub use settings::Settings;
+pub use website::WebsiteSpec;
 
 /// A project read from its directory and checked for consistency.
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ pub struct Project {
     pub functions: Vec<FunctionSpec>,
     /// Messaging configs, sorted by file name.
     pub messaging: Vec<MessagingSpec>,
+    /// Static websites, sorted by file name.
+    pub websites: Vec<WebsiteSpec>,
     /// What is allowed but probably not meant (`tern check` prints them, `serve` logs them).
     pub warnings: Vec<Diagnostic>,
 }
@@ -61,6 +66,7 @@ impl Project {
             settings: Settings::default(),
             functions: Vec::new(),
             messaging: Vec::new(),
+            websites: Vec::new(),
             warnings: Vec::new(),
         };
         if !dir.exists() {
@@ -76,8 +82,11 @@ impl Project {
             read_all(&dir.join("functions"), function::parse, &mut problems);
         let (messaging, messaging_files) =
             read_all(&dir.join("messaging"), messaging::parse, &mut problems);
+        let (websites, website_files) =
+            read_all(&dir.join("websites"), website::parse, &mut problems);
         project.functions = functions;
         project.messaging = messaging;
+        project.websites = websites;
         if let Some(sources) = manifest::deployed_sources(dir) {
             for f in &mut project.functions {
                 // A deployed function runs a component of its bundle, never a file of the
@@ -88,8 +97,8 @@ impl Project {
                 };
             }
         }
-        if function_files + messaging_files == 0 {
-            let msg = "no functions/*.yaml nor messaging/*.yaml: nothing to serve";
+        if function_files + messaging_files + website_files == 0 {
+            let msg = "no functions/*.yaml, messaging/*.yaml nor websites/*.yaml: nothing to serve";
             problems.push(Diagnostic::file(dir, msg));
         }
         project.cross_check(&mut problems);
@@ -143,6 +152,24 @@ impl Project {
             }
         }
         self.check_session_functions(problems);
+        self.check_websites(problems);
+    }
+
+    /// Checks that no two websites take the same path.
+    fn check_websites(&self, problems: &mut Diagnostics) {
+        let mut taken: HashMap<&str, &WebsiteSpec> = HashMap::new();
+        for site in &self.websites {
+            for path in &site.paths {
+                if let Some(first) = taken.insert(path, site) {
+                    let msg = format!(
+                        "path `{path}` is also served by website `{}` ({})",
+                        first.name,
+                        first.file.display()
+                    );
+                    problems.push(Diagnostic::field(&site.file, site.paths_location, "paths", msg));
+                }
+            }
+        }
     }
 
     /// Checks the functions of the real-time path: one per RPC method, one `send`, and

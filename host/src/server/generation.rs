@@ -26,6 +26,7 @@ use crate::{
         PubsubTrigger, TriggerStats,
         fair_queue::{FairQueue, Pushed},
     },
+    website::Websites,
 };
 
 /// A started trigger: its function's name, its queue, its counters.
@@ -53,6 +54,8 @@ pub struct Generation {
     pub(crate) dir: PathBuf,
     /// HTTP routes.
     pub(crate) router: Router,
+    /// Static websites, served where no route is.
+    pub(crate) websites: Websites,
     /// Which channel names exist and which are bridged.
     pub(crate) rules: Arc<ChannelRules>,
     /// What this generation's functions reach of pub/sub.
@@ -74,7 +77,7 @@ impl Generation {
     pub fn build(
         number: u64,
         project: &Project,
-        inventory: Inventory,
+        mut inventory: Inventory,
         host: &HostParts<'_>,
     ) -> Result<Generation, Diagnostics> {
         let HostParts { runtime, broker, metrics, tokens, sessions } = *host;
@@ -115,11 +118,17 @@ impl Generation {
         for (spec, e) in failed {
             problems.push(source_problem(&spec, &e));
         }
+        let websites = Websites::load(&project.websites).unwrap_or_else(|more| {
+            problems.0.extend(more.0);
+            Websites::default()
+        });
+        inventory.add_websites(websites.fingerprints());
         problems.into_result(Generation {
             functions: Arc::new(functions),
             number,
             dir: project.dir.clone(),
             router,
+            websites,
             rules,
             pubsub,
             triggers,

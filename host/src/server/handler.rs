@@ -88,6 +88,10 @@ async fn answer(
             return (resp, None);
         }
         Route::NotFound => {
+            if let Some((site, rest)) = generation.websites.route(req.uri().path()) {
+                let at = (req.uri().path(), rest, req.uri().query());
+                return (site.respond(req.method(), req.headers(), at), None);
+            }
             let msg = format!("no route for {}", req.uri().path());
             return (error(StatusCode::NOT_FOUND, &msg), None);
         }

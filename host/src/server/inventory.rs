@@ -18,6 +18,8 @@ pub struct Inventory {
     routes: BTreeMap<String, String>,
     /// Messaging config name -> its pattern and bridge setting.
     channels: BTreeMap<String, String>,
+    /// Website name -> its paths and a hash of its files.
+    websites: BTreeMap<String, String>,
     /// `tern.yaml`'s settings as parsed (before command-line overrides).
     settings: String,
 }
@@ -41,6 +43,12 @@ pub struct Changes {
     pub channels_changed: Vec<String>,
     /// Messaging configs that no longer exist.
     pub channels_removed: Vec<String>,
+    /// Websites that did not exist.
+    pub websites_added: Vec<String>,
+    /// Websites whose files or settings changed.
+    pub websites_changed: Vec<String>,
+    /// Websites that no longer exist.
+    pub websites_removed: Vec<String>,
     /// Whether `tern.yaml`'s settings changed: they take effect at the next restart.
     pub settings_changed: bool,
 }
@@ -76,7 +84,21 @@ impl Inventory {
             );
             inventory.channels.insert(m.name.clone(), print);
         }
+        for w in &project.websites {
+            let print = format!("{:?} {} {:?}", w.paths, w.index, w.max_age);
+            inventory.websites.insert(w.name.clone(), print);
+        }
         inventory
+    }
+
+    /// Adds each loaded website's file hash (`name`, hash) to what tells its versions apart.
+    pub fn add_websites(&mut self, fingerprints: Vec<(String, String)>) {
+        for (name, files) in fingerprints {
+            if let Some(print) = self.websites.get_mut(&name) {
+                print.push(' ');
+                print.push_str(&files);
+            }
+        }
     }
 
     /// What changed from `self` to `next`.
@@ -86,6 +108,8 @@ impl Inventory {
         let (routes_added, _, routes_removed) = diff(&self.routes, &next.routes);
         let (channels_added, channels_changed, channels_removed) =
             diff(&self.channels, &next.channels);
+        let (websites_added, websites_changed, websites_removed) =
+            diff(&self.websites, &next.websites);
         Changes {
             functions_added,
             functions_replaced,
@@ -95,6 +119,9 @@ impl Inventory {
             channels_added,
             channels_changed,
             channels_removed,
+            websites_added,
+            websites_changed,
+            websites_removed,
             settings_changed: self.settings != next.settings,
         }
     }
@@ -121,6 +148,9 @@ impl std::fmt::Display for Changes {
             ("channels added", &self.channels_added),
             ("channels changed", &self.channels_changed),
             ("channels removed", &self.channels_removed),
+            ("websites added", &self.websites_added),
+            ("websites changed", &self.websites_changed),
+            ("websites removed", &self.websites_removed),
         ];
         let mut parts: Vec<String> = lists
             .iter()
@@ -161,12 +191,14 @@ mod tests {
             functions: map(&[("a", "1"), ("b", "1"), ("c", "1")]),
             routes: map(&[("GET /a", "a"), ("GET /c", "c")]),
             channels: map(&[("chat", "x")]),
+            websites: map(&[("www", "1")]),
             settings: "s".into(),
         };
         let new = Inventory {
             functions: map(&[("a", "1"), ("b", "2"), ("d", "1")]),
             routes: map(&[("GET /a", "a"), ("GET /d", "d")]),
             channels: map(&[("chat", "y"), ("news", "z")]),
+            websites: map(&[("www", "2")]),
             settings: "s".into(),
         };
         let changes = old.changes_to(&new);
@@ -177,6 +209,7 @@ mod tests {
         assert_eq!(changes.routes_removed, ["GET /c"]);
         assert_eq!(changes.channels_changed, ["chat"]);
         assert_eq!(changes.channels_added, ["news"]);
+        assert_eq!(changes.websites_changed, ["www"]);
         assert!(!changes.settings_changed);
         assert!(old.changes_to(&old).is_empty());
         assert_eq!(old.changes_to(&old).to_string(), "nothing changed");

@@ -1,0 +1,220 @@
+//! A website's files, read into memory when its generation is built: each with its content
+//! type, its ETag and, where it pays, a gzipped copy. Requests are answered from this map
+//! only, never from the file system, so no request path can reach a file outside it, and a
+//! reload swaps a whole site at once.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use bytes::Bytes;
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+
+/// Most files one website may hold.
+pub const MAX_FILES: usize = 10_000;
+/// Most bytes one website may hold, all files together (before compression).
+pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Deepest directory nesting read.
+const MAX_DEPTH: usize = 32;
+/// Files smaller than this are sent as they are: gzip would save less than its headers.
+const MIN_GZIP_SIZE: usize = 256;
+
+/// One file, ready to send.
+#[derive(Debug)]
+pub struct Asset {
+    /// Its bytes.
+    pub body: Bytes,
+    /// Its gzip-encoded bytes, when its type compresses and compressing saved a tenth.
+    pub gzip: Option<Bytes>,
+    /// Its `Content-Type`.
+    pub content_type: HeaderValue,
+    /// Its strong ETag (a hash of its bytes); the gzipped copy's adds `-gz`.
+    pub etag: HeaderValue,
+    /// The gzipped copy's ETag.
+    pub gzip_etag: HeaderValue,
+}
+
+/// A website's files by path relative to its directory, `/`-separated (`js/app.js`).
+#[derive(Debug, Default)]
+pub struct Assets {
+    files: HashMap<String, Asset>,
+}
+
+impl Assets {
+    /// Reads every file under `root`, or says which one could not be taken and why. Names
+    /// starting with `.` (`.git`, `.env`) are not served; a symbolic link is followed only
+    /// when what it names is inside `root`.
+    pub fn load(root: &Path) -> Result<Assets, String> {
+        let canonical_root = root
+            .canonicalize()
+            .map_err(|e| format!("cannot read directory `{}`: {e}", root.display()))?;
+        let mut walk = Walk { root: canonical_root, files: Vec::new(), bytes: 0 };
+        walk.dir(root, "", 0)?;
+        let mut files = HashMap::with_capacity(walk.files.len());
+        for (name, path) in walk.files {
+            let body =
+                fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            files.insert(name.clone(), Asset::new(&name, Bytes::from(body)));
+        }
+        Ok(Assets { files })
+    }
+
+    /// The file at `name` (relative, `/`-separated), if the site has it.
+    pub fn get(&self, name: &str) -> Option<&Asset> {
+        self.files.get(name)
+    }
+
+    /// How many files there are.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there is no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// A hash of every file's name and content: equal for sites serving the same bytes.
+    pub fn fingerprint(&self) -> String {
+        let mut names: Vec<&String> = self.files.keys().collect();
+        names.sort();
+        let mut hash = Sha256::new();
+        for name in names {
+            hash.update(name.as_bytes());
+            hash.update(self.files[name].etag.as_bytes());
+        }
+        hash.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The files found so far, and their total size, to stop at the limits.
+struct Walk {
+    root: PathBuf,
+    files: Vec<(String, PathBuf)>,
+    bytes: u64,
+}
+
+impl Walk {
+    fn dir(&mut self, dir: &Path, prefix: &str, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("`{}` is nested more than {MAX_DEPTH} levels", dir.display()));
+        }
+        let entries =
+            fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+            let path = entry.path();
+            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+                return Err(format!("`{}`: a file name must be UTF-8", path.display()));
+            };
+            if file_name.starts_with('.') {
+                continue;
+            }
+            let name = format!("{prefix}{file_name}");
+            let meta = fs::metadata(&path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                let target = path.canonicalize().map_err(|e| format!("`{name}`: {e}"))?;
+                if !target.starts_with(&self.root) {
+                    return Err(format!(
+                        "`{}` links to `{}`, outside the site's directory: copy it in instead",
+                        path.display(),
+                        target.display()
+                    ));
+                }
+            }
+            if meta.is_dir() {
+                self.dir(&path, &format!("{name}/"), depth + 1)?;
+            } else if meta.is_file() {
+                self.bytes += meta.len();
+                if self.files.len() >= MAX_FILES {
+                    return Err(format!("more than {MAX_FILES} files"));
+                }
+                if self.bytes > MAX_BYTES {
+                    return Err(format!("more than {} MiB of files", MAX_BYTES >> 20));
+                }
+                self.files.push((name, path));
+            }
+            // Sockets, FIFOs and devices are not content.
+        }
+        Ok(())
+    }
+}
+
+impl Asset {
+    fn new(name: &str, body: Bytes) -> Asset {
+        let mime = mime_guess::from_path(name).first_or_octet_stream();
+        let text = mime.type_() == mime_guess::mime::TEXT
+            || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml" | "svg")
+            || mime.suffix().is_some_and(|s| matches!(s.as_str(), "json" | "xml"));
+        let content_type =
+            if mime.type_() == mime_guess::mime::TEXT || mime.subtype() == "javascript" {
+                format!("{}; charset=utf-8", mime.essence_str())
+            } else {
+                mime.essence_str().to_string()
+            };
+        let hash = Sha256::digest(&body);
+        let hex: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let gzip = (text && body.len() >= MIN_GZIP_SIZE).then(|| gzipped(&body)).flatten();
+        Asset {
+            content_type: HeaderValue::from_str(&content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            etag: HeaderValue::from_str(&format!("\"{hex}\""))
+                .unwrap_or(HeaderValue::from_static("\"\"")),
+            gzip_etag: HeaderValue::from_str(&format!("\"{hex}-gz\""))
+                .unwrap_or(HeaderValue::from_static("\"\"")),
+            gzip: gzip.filter(|g| g.len() * 10 < body.len() * 9),
+            body,
+        }
+    }
+}
+
+fn gzipped(body: &[u8]) -> Option<Bytes> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(body).ok()?;
+    encoder.finish().ok().map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_get_types_etags_and_gzip_where_it_pays() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("js")).unwrap();
+        fs::write(dir.path().join("index.html"), "<p>hello</p>".repeat(100)).unwrap();
+        fs::write(dir.path().join("js/app.js"), "console.log(1)").unwrap();
+        fs::write(dir.path().join("logo.png"), [0x89, b'P', b'N', b'G']).unwrap();
+        fs::write(dir.path().join(".env"), "SECRET=1").unwrap();
+        let assets = Assets::load(dir.path()).unwrap();
+        assert_eq!(assets.len(), 3, ".env is not served");
+        let index = assets.get("index.html").unwrap();
+        assert_eq!(index.content_type, "text/html; charset=utf-8");
+        assert!(index.gzip.as_ref().is_some_and(|g| g.len() < index.body.len()));
+        let app = assets.get("js/app.js").unwrap();
+        assert_eq!(app.content_type, "text/javascript; charset=utf-8");
+        assert!(app.gzip.is_none(), "too small to compress");
+        assert_ne!(app.etag, index.etag);
+        assert_eq!(assets.get("logo.png").unwrap().content_type, "image/png");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_out_of_the_site_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        fs::create_dir(&site).unwrap();
+        fs::write(dir.path().join("secret.txt"), "no").unwrap();
+        fs::write(site.join("a.txt"), "yes").unwrap();
+        std::os::unix::fs::symlink(site.join("a.txt"), site.join("b.txt")).unwrap();
+        assert_eq!(Assets::load(&site).unwrap().len(), 2, "a link inside is followed");
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), site.join("c.txt")).unwrap();
+        let err = Assets::load(&site).unwrap_err();
+        assert!(err.contains("outside the site's directory"), "{err}");
+    }
+}
