@@ -18,5 +18,6 @@ mod security;
 mod shutdown;
 mod storm;
 mod triggers;
+mod websites;
 mod websocket;
 mod wscat;

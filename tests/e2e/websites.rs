@@ -1,0 +1,86 @@
+//! Static websites served by the real binary: types, ETags, gzip, redirects, and the
+//! requests an attacker sends (traversal in every spelling, methods, hidden files).
+
+use crate::harness::{Tern, TestProject, client, raw_http};
+
+fn site() -> TestProject {
+    let project = TestProject::new().function(
+        "hello",
+        "trigger: { type: https, method: GET, paths: [/hello] }\nsource: {wasm:hello}\n",
+    );
+    let www = project.path().join("www");
+    std::fs::create_dir_all(www.join("docs")).unwrap();
+    std::fs::write(www.join("index.html"), "<h1>tern</h1>".repeat(100)).unwrap();
+    std::fs::write(www.join("app.js"), "console.log('tern')").unwrap();
+    std::fs::write(www.join("docs/index.html"), "docs").unwrap();
+    std::fs::write(www.join(".env"), "SECRET=1").unwrap();
+    std::fs::write(project.path().join("secret.txt"), "outside").unwrap();
+    let yaml = "paths: [/]\ndirectory: ../www\n";
+    std::fs::create_dir_all(project.path().join("websites")).unwrap();
+    std::fs::write(project.path().join("websites/www.yaml"), yaml).unwrap();
+    project
+}
+
+#[tokio::test]
+async fn a_site_serves_its_files_with_types_etags_and_gzip() {
+    let project = site();
+    let tern = Tern::serve(project.path());
+    let resp = client().get(tern.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(resp.text().await.unwrap(), "<h1>tern</h1>".repeat(100));
+    let again = client().get(tern.url("/index.html")).header("if-none-match", &etag);
+    let again = again.send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    let gz = client().get(tern.url("/")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "accept-encoding");
+    assert_ne!(gz.headers()["etag"].to_str().unwrap(), etag);
+    assert!(gz.bytes().await.unwrap().len() < 1300);
+    let js = client().get(tern.url("/app.js")).send().await.unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    // Functions come first.
+    assert_eq!(client().get(tern.url("/hello?name=x")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_site_answers_what_is_not_there_and_refuses_traversal() {
+    let project = site();
+    let tern = Tern::serve(project.path());
+    let get = |path: &str| {
+        raw_http(
+            tern.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    let docs = get("/docs?x=1");
+    assert!(docs.starts_with("HTTP/1.1 308"), "{docs}");
+    assert!(docs.to_ascii_lowercase().contains("location: /docs/?x=1"), "{docs}");
+    assert!(get("/docs/").starts_with("HTTP/1.1 200"));
+    assert!(get("/nothing.html").starts_with("HTTP/1.1 404"));
+    assert!(get("/.env").starts_with("HTTP/1.1 404"), "hidden files are not served");
+    for bad in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/docs/..%2f..%2fsecret.txt",
+        "//secret.txt",
+        "/a%5c..%5csecret.txt",
+        "/%00",
+        "/%ff",
+    ] {
+        let answer = get(bad);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{bad}: {answer}");
+        assert!(!answer.contains("outside"), "{bad} reached the file");
+    }
+    let post = raw_http(
+        tern.addr,
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(post.contains("GET, HEAD"), "{post}");
+    // The host keeps serving.
+    assert_eq!(client().get(tern.url("/")).send().await.unwrap().status(), 200);
+}
