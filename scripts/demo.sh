@@ -15,7 +15,9 @@ trap 'kill -TERM "$hello" 2>/dev/null || true; wait "$hello" 2>/dev/null || true
 
 cat >&2 <<'EOT'
 
-==> serving examples/chat on :8080 and examples/hello on :8081. In other terminals:
+==> serving examples/chat on :8080 and examples/hello on :8081.
+    Open http://127.0.0.1:8080/?room=tau in two browser windows: the chat page.
+    In other terminals:
     URL=$(curl -s 'http://127.0.0.1:8080/api/ws?room=tau'); echo "$URL"
     tools/node_modules/.bin/wscat -c "$URL"      # in two terminals: type in one, see it in the other
     curl -X POST --data 'hello, room' 'http://127.0.0.1:8080/api/notify?room=tau'

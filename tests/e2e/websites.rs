@@ -1,7 +1,7 @@
 //! Static websites served by the real binary: types, ETags, gzip, redirects, and the
 //! requests an attacker sends (traversal in every spelling, methods, hidden files).
 
-use crate::harness::{Tern, TestProject, client, raw_http};
+use crate::harness::{Serve, Tern, TestProject, client, raw_http};
 
 fn site() -> TestProject {
     let project = TestProject::new().function(
@@ -83,4 +83,58 @@ async fn a_site_answers_what_is_not_there_and_refuses_traversal() {
     assert!(post.contains("GET, HEAD"), "{post}");
     // The host keeps serving.
     assert_eq!(client().get(tern.url("/")).send().await.unwrap().status(), 200);
+}
+
+/// The chat page's first call, `/api/chat/session` in examples/chat: what it answers, and
+/// what it refuses, with the reason in the body.
+#[tokio::test]
+async fn the_chat_session_function_answers_a_room_and_refuses_bad_names() {
+    let project = TestProject::from_example("chat");
+    let secret = "e2e-chat-session-secret-0123456789";
+    let tern = Serve::new(project.path()).env("TERN_AUTH_SECRET", secret).start();
+    let get = |query: &str| client().get(tern.url(&format!("/api/chat/session?{query}"))).send();
+
+    let resp = get("room=tau&user=alice").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let channel = "chat/rooms/2bfcf64c38aeb71a5f36b5aa43dd96cd81c76452533e46061a35e4c46c87eaf1";
+    assert_eq!(body["channel"], channel, "{body}");
+    assert_eq!(body["url"], format!("ws://{}/connection/websocket", tern.addr), "{body}");
+    assert_eq!(body["user"], "alice");
+    assert_eq!(body["token"].as_str().map(|t| t.split('.').count()), Some(3), "a JWT: {body}");
+
+    let guest: serde_json::Value = get("room=tau").await.unwrap().json().await.unwrap();
+    assert_eq!((guest["token"].is_null(), guest["user"].is_null()), (true, true), "{guest}");
+    assert_eq!(guest["channel"], channel);
+
+    // The URL follows the host name the page was loaded from.
+    let behind = client()
+        .get(tern.url("/api/chat/session?room=tau"))
+        .header("host", "chat.example:9000")
+        .send()
+        .await
+        .unwrap();
+    let behind: serde_json::Value = behind.json().await.unwrap();
+    assert_eq!(behind["url"], "ws://chat.example:9000/connection/websocket");
+
+    let long_room = "r".repeat(65);
+    let long_user = "u".repeat(33);
+    for (query, field) in [
+        ("", "room"),
+        ("room=", "room"),
+        ("room=%20%20", "room"),
+        ("room=a%01b", "room"),
+        (&*format!("room={long_room}"), "room"),
+        ("room=tau&user=%3Cscript%3E", "user"),
+        ("room=tau&user=a%0Ab", "user"),
+        (&*format!("room=tau&user={long_user}"), "user"),
+    ] {
+        let resp = get(query).await.unwrap();
+        assert_eq!(resp.status(), 400, "?{query}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains(&format!("{field} must be")), "?{query}: {text}");
+    }
+    let ok = get(&format!("room={}&user={}", "r".repeat(64), "u".repeat(32))).await.unwrap();
+    assert_eq!(ok.status(), 200, "at the limits");
 }

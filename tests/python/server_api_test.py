@@ -15,13 +15,8 @@ import hashlib
 import hmac
 import json
 import os
-import re
-import subprocess
-import tempfile
-import threading
 import time
 import unittest
-from pathlib import Path
 
 import requests
 from cent import (
@@ -42,8 +37,8 @@ from cent.dto import Disconnect
 from cent.exceptions import CentApiResponseError, CentUnauthorizedError
 from centrifuge import Client as Centrifuge, ClientEventHandler, SubscriptionEventHandler
 
-REPO = Path(__file__).resolve().parents[2]
-TERN_BIN = os.environ.get("TERN_BIN", str(REPO / "target" / "release" / "tern"))
+from support import Tern, write_project
+
 SECRET = "tern-python-tests-secret-0123456789abcdef"
 FULL_KEY = "full-access-api-key-0123456789"
 NEWS_KEY = "news-publisher-api-key-0123456789"
@@ -77,67 +72,12 @@ def token(claims: dict) -> str:
     return f"{header}.{body}.{b64url(signature)}"
 
 
-class Tern:
-    """`tern serve` of the project, on an ephemeral port."""
-
-    def __init__(self, env: dict):
-        self.dir = tempfile.mkdtemp(prefix="tern-python-")
-        for rel, text in PROJECT.items():
-            path = Path(self.dir) / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        full_env = {
-            **os.environ,
-            "TERN_LOG": os.environ.get("TERN_TEST_LOG", "info"),
-            "TERN_CACHE_DIR": os.environ.get("TERN_CACHE_DIR", str(REPO / "target" / "tern-e2e-cache")),
-            **env,
-        }
-        self.proc = subprocess.Popen(
-            [TERN_BIN, "serve", self.dir, "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            text=True,
-        )
-        self.logs = []
-        threading.Thread(target=self._drain, daemon=True).start()
-        deadline = time.time() + 60
-        self.port = None
-        while time.time() < deadline and self.port is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            m = re.match(r"^listening on http://127\.0\.0\.1:(\d+)$", line.strip())
-            if m:
-                self.port = int(m.group(1))
-        if self.port is None:
-            self.stop()
-            raise RuntimeError("tern did not start:\n" + "".join(self.logs[-50:]))
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.logs.append(line)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def tail(self) -> str:
-        return "\n--- tern's logs (end) ---\n" + "".join(self.logs[-40:])
-
-
 TERN = None
 
 
 def setUpModule():
     global TERN
-    TERN = Tern({"TERN_AUTH_SECRET": SECRET, "TERN_API_KEY": FULL_KEY})
+    TERN = Tern(write_project(PROJECT), {"TERN_AUTH_SECRET": SECRET, "TERN_API_KEY": FULL_KEY})
 
 
 def tearDownModule():

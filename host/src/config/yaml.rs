@@ -51,7 +51,8 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnost
         let location = inner.location().map(|l| Location { line: l.line(), column: l.column() });
         let message = clean_message(&inner.to_string(), &path, location);
         let message = explain(&message, text, location);
-        let mut field = (path != "." && !path.is_empty()).then_some(path);
+        // `?` is serde_path_to_error's name for "somewhere the parser had not placed yet".
+        let mut field = (!matches!(path.as_str(), "." | "?" | "")).then_some(path);
         // serde reports a missing field at its parent: name the field itself.
         let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
         if let Some(missing) = missing {
@@ -70,6 +71,10 @@ fn explain(message: &str, text: &str, location: Option<Location>) -> String {
     let at = location.and_then(|l| text.lines().nth(l.line - 1)?.chars().nth(l.column - 1));
     if at == Some('\t') || (message.contains("cannot start any token") && text.contains('\t')) {
         return "a tab character: YAML indents with spaces only".to_string();
+    }
+    if message.starts_with("mapping values are not allowed in this context") {
+        return "`: ` inside a value: put the value in quotes (`description: \"a: b\"`)"
+            .to_string();
     }
     if let Some(rest) = message.strip_prefix("invalid type: string \"")
         && let Some(value) = rest.strip_suffix("\", expected a sequence")
@@ -262,5 +267,15 @@ mod tests {
     fn locate_does_not_match_a_key_inside_another_word() {
         let text = "mysource: a\nsource: b\n";
         assert_eq!(locate(text, &["source"]), Some(Location { line: 2, column: 1 }));
+    }
+
+    #[test]
+    fn a_colon_in_a_plain_value_is_explained_without_a_made_up_field() {
+        let text = "description: the page: with a colon\nsource: x.wasm\n";
+        let err = parse::<serde_yaml_ng::Value>(Path::new("f.yaml"), text).unwrap_err();
+        assert_eq!(err.field, None, "{err}");
+        assert_eq!(err.location, Some(Location { line: 1, column: 22 }), "{err}");
+        assert!(err.message.contains("put the value in quotes"), "{err}");
+        assert!(!err.to_string().contains("field `?`"), "{err}");
     }
 }

@@ -6,7 +6,7 @@
 use std::{
     collections::HashMap,
     fs,
-    io::Write as _,
+    io::{Read as _, Write as _},
     path::{Path, PathBuf},
 };
 
@@ -49,15 +49,27 @@ impl Assets {
     /// starting with `.` (`.git`, `.env`) are not served; a symbolic link is followed only
     /// when what it names is inside `root`.
     pub fn load(root: &Path) -> Result<Assets, String> {
+        Self::load_within(root, MAX_FILES, MAX_BYTES)
+    }
+
+    /// [`Assets::load`] with at most `max_files` files of `max_bytes` bytes together. The
+    /// bytes are counted as read, not as listed, so a file growing meanwhile cannot pass.
+    fn load_within(root: &Path, max_files: usize, max_bytes: u64) -> Result<Assets, String> {
         let canonical_root = root
             .canonicalize()
             .map_err(|e| format!("cannot read directory `{}`: {e}", root.display()))?;
-        let mut walk = Walk { root: canonical_root, files: Vec::new(), bytes: 0 };
+        let mut walk =
+            Walk { root: canonical_root, files: Vec::new(), bytes: 0, max_files, max_bytes };
         walk.dir(root, "", 0)?;
         let mut files = HashMap::with_capacity(walk.files.len());
+        let mut left = max_bytes;
         for (name, path) in walk.files {
-            let body =
-                fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            let cannot = |e: std::io::Error| format!("cannot read `{}`: {e}", path.display());
+            let mut body = Vec::new();
+            fs::File::open(&path)
+                .and_then(|f| f.take(left + 1).read_to_end(&mut body))
+                .map_err(cannot)?;
+            left = left.checked_sub(body.len() as u64).ok_or_else(|| too_big(max_bytes))?;
             files.insert(name.clone(), Asset::new(&name, Bytes::from(body)));
         }
         Ok(Assets { files })
@@ -96,6 +108,16 @@ struct Walk {
     root: PathBuf,
     files: Vec<(String, PathBuf)>,
     bytes: u64,
+    max_files: usize,
+    max_bytes: u64,
+}
+
+fn too_big(max_bytes: u64) -> String {
+    if max_bytes >= 1 << 20 {
+        format!("more than {} MiB of files", max_bytes >> 20)
+    } else {
+        format!("more than {max_bytes} bytes of files")
+    }
 }
 
 impl Walk {
@@ -131,11 +153,11 @@ impl Walk {
                 self.dir(&path, &format!("{name}/"), depth + 1)?;
             } else if meta.is_file() {
                 self.bytes += meta.len();
-                if self.files.len() >= MAX_FILES {
-                    return Err(format!("more than {MAX_FILES} files"));
+                if self.files.len() >= self.max_files {
+                    return Err(format!("more than {} files", self.max_files));
                 }
-                if self.bytes > MAX_BYTES {
-                    return Err(format!("more than {} MiB of files", MAX_BYTES >> 20));
+                if self.bytes > self.max_bytes {
+                    return Err(too_big(self.max_bytes));
                 }
                 self.files.push((name, path));
             }
@@ -216,5 +238,19 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("secret.txt"), site.join("c.txt")).unwrap();
         let err = Assets::load(&site).unwrap_err();
         assert!(err.contains("outside the site's directory"), "{err}");
+    }
+
+    #[test]
+    fn a_site_over_its_file_or_byte_limits_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..4 {
+            fs::write(dir.path().join(format!("{i}.txt")), "0123456789").unwrap();
+        }
+        assert_eq!(Assets::load_within(dir.path(), 4, 40).unwrap().len(), 4, "at the limits");
+        let err = Assets::load_within(dir.path(), 3, 1000).unwrap_err();
+        assert_eq!(err, "more than 3 files");
+        let err = Assets::load_within(dir.path(), 100, 39).unwrap_err();
+        assert_eq!(err, "more than 39 bytes of files");
+        assert_eq!(too_big(MAX_BYTES), "more than 64 MiB of files");
     }
 }
