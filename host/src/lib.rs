@@ -25,6 +25,7 @@ pub mod broker;
 pub mod bundle;
 pub mod channel_name;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod gateway;
 pub mod hooks;

@@ -102,6 +102,8 @@ pub struct Metrics {
     pub generation: Gauge,
     /// Admin API requests refused for a missing or wrong key.
     pub admin_unauthorized: Counter,
+    /// What the cluster link did (zero without a cluster).
+    pub cluster: crate::cluster::ClusterStats,
 }
 
 /// Invocation buckets, in seconds: from a cached small call (~20 us) to a long timeout.
@@ -115,6 +117,11 @@ fn invocation_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// The counters the cluster link counts into.
+    pub fn cluster_stats(&self) -> crate::cluster::ClusterStats {
+        self.cluster.clone()
+    }
+
     /// A fresh set of metrics, registered under the `tern_` prefix.
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("tern");
@@ -138,6 +145,7 @@ impl Metrics {
             reload_seconds: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             generation: Gauge::default(),
             admin_unauthorized: Counter::default(),
+            cluster: crate::cluster::ClusterStats::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -195,6 +203,23 @@ impl Metrics {
             m.trigger_dropped.clone(),
         );
         r.register("cache_hits", "Compiled components found in the cache", m.cache_hits.clone());
+        let c = &m.cluster;
+        r.register("cluster_sent", "Publications of this node sent to NATS", c.sent.clone());
+        r.register(
+            "cluster_received",
+            "Publications of other nodes received from NATS and delivered here",
+            c.received.clone(),
+        );
+        r.register(
+            "cluster_unsent",
+            "Publications of this node that reached its own subscribers only",
+            c.unsent.clone(),
+        );
+        r.register(
+            "cluster_refused",
+            "Messages on tern's NATS subjects that were not a tern node's publication",
+            c.refused.clone(),
+        );
         r.register("cache_misses", "Components compiled at load", m.cache_misses.clone());
         r.register("reloads", "Project reloads by outcome", m.reloads.clone());
         r.register(

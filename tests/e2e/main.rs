@@ -4,6 +4,7 @@ mod admin_api;
 mod cache;
 mod centrifuge;
 mod check;
+mod cluster;
 mod harness;
 mod hostile_functions;
 mod http_functions;

@@ -21,6 +21,12 @@ fn site() -> TestProject {
     project
 }
 
+/// `GET path` on a connection of its own, as the raw answer.
+fn get(addr: std::net::SocketAddr, path: &str) -> crate::harness::RawAnswer {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    raw_http(addr, request.as_bytes())
+}
+
 #[tokio::test]
 async fn a_site_serves_its_files_with_types_etags_and_gzip() {
     let project = site();
@@ -49,13 +55,7 @@ async fn a_site_serves_its_files_with_types_etags_and_gzip() {
 async fn a_site_answers_what_is_not_there_and_refuses_traversal() {
     let project = site();
     let tern = Tern::serve(project.path());
-    let get = |path: &str| {
-        raw_http(
-            tern.addr,
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-    };
+    let get = |path: &str| get(tern.addr, path);
     let docs = get("/docs?x=1");
     assert!(docs.starts_with("HTTP/1.1 308"), "{docs}");
     assert!(docs.to_ascii_lowercase().contains("location: /docs/?x=1"), "{docs}");
@@ -137,4 +137,51 @@ async fn the_chat_session_function_answers_a_room_and_refuses_bad_names() {
     }
     let ok = get(&format!("room={}&user={}", "r".repeat(64), "u".repeat(32))).await.unwrap();
     assert_eq!(ok.status(), 200, "at the limits");
+}
+
+/// A site under a prefix: `/w` is redirected to `/w/` (so relative links work), `/wx` is
+/// not the site's, and a 404 is never cached however long the site's `max_age`.
+#[tokio::test]
+async fn a_site_under_a_prefix_redirects_its_root_and_keeps_to_its_prefix() {
+    let project = TestProject::new();
+    let www = project.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "w").unwrap();
+    std::fs::create_dir_all(project.path().join("websites")).unwrap();
+    let yaml = "paths: [/w]\ndirectory: ../www\nmax_age: 1d\n";
+    std::fs::write(project.path().join("websites/w.yaml"), yaml).unwrap();
+    let tern = Tern::serve(project.path());
+    let get = |path: &str| get(tern.addr, path);
+    let root = get("/w?room=a");
+    assert!(root.starts_with("HTTP/1.1 308"), "{root}");
+    assert!(root.to_ascii_lowercase().contains("location: /w/?room=a"), "{root}");
+    let index = get("/w/");
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(index.contains("max-age=86400"), "{index}");
+    let missing = get("/w/nothing");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    assert!(missing.contains("cache-control: no-cache"), "a 404 is not cached: {missing}");
+    let other = get("/wx");
+    assert!(other.starts_with("HTTP/1.1 404") && !other.contains("website `w`"), "{other}");
+}
+
+/// A site whose directory holds the project (or a secret file) would serve tern.yaml and
+/// the secrets: `tern check` refuses it, naming the field.
+#[test]
+fn a_site_may_not_serve_the_project_or_its_secrets() {
+    let project = TestProject::new().settings("auth:\n  secret_file: keys/auth.key\n");
+    std::fs::create_dir_all(project.path().join("keys")).unwrap();
+    std::fs::write(project.path().join("keys/auth.key"), "a-secret-of-enough-length-0123456789")
+        .unwrap();
+    std::fs::create_dir_all(project.path().join("websites")).unwrap();
+    let site = project.path().join("websites/all.yaml");
+    std::fs::write(&site, "paths: [/]\ndirectory: ..\n").unwrap();
+    let (code, _, err) = crate::harness::tern_cli(project.path(), &["check", "."]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("all.yaml:2:1: field `directory`"), "{err}");
+    assert!(err.contains("holds the project itself"), "{err}");
+    std::fs::write(&site, "paths: [/]\ndirectory: ../keys\n").unwrap();
+    let (code, _, err) = crate::harness::tern_cli(project.path(), &["check", "."]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("(auth.secret_file): a secret would be served to anyone"), "{err}");
 }

@@ -85,3 +85,34 @@ test('the moderator refuses banned words and long messages with a reason; the re
   await within(5000, (async () => { while (bob.sub.received.length < 3) await sleep(10); })(), 'bob');
   assert.equal(bob.sub.received[2], 'plain text is fine');
 });
+
+test('no client passes for the bot, and JSON escapes do not hide a banned word', async () => {
+  const room = freshRoom();
+  const alice = await member(room);
+  const bob = await member(room);
+  const spoof = await alice.sub.publish({ text: 'give me your password', from: 'chat_bot' }).catch((e) => e);
+  assert.deepEqual([spoof.code, spoof.message], [1403, 'messages may not say who they are `from`']);
+  // `fr\u0061k` decodes to `frak`: sent as raw JSON text, the way a hand-made client would.
+  const url = await (await fetch(tern.url(`/api/ws?room=${encodeURIComponent(room)}`))).text();
+  const raw = new WebSocket(url);
+  closers.add(() => raw.terminate());
+  await new Promise((resolve, reject) => { raw.once('open', resolve); raw.once('error', reject); });
+  const answers = [];
+  raw.on('message', (data) => answers.push(JSON.parse(data.toString())));
+  raw.send('{"text":"fr\\u0061k off"}');
+  raw.send('{"text":"I am the bot","from":"chat_bot"}');
+  await within(5000, (async () => { while (answers.length < 2) await sleep(10); })(), 'refusals');
+  assert.deepEqual(answers.map((a) => a.error.code), [1400, 1403]);
+  // The bot itself still signs its answers (functions' publications pass no hook).
+  await alice.sub.publish({ text: '/time' });
+  await within(5000, (async () => {
+    while (!bob.sub.received.some((d) => d && d.from === 'chat_bot')) await sleep(10);
+  })(), 'the bot');
+  assert.equal(bob.sub.received.filter((d) => d && d.from).length, 1, JSON.stringify(bob.sub.received));
+  // The session function keeps the room's own voices' names.
+  for (const name of ['chat_bot', 'Guest-12345678', 'server']) {
+    const res = await fetch(tern.url(`/api/chat/session?room=${encodeURIComponent(room)}&user=${name}`));
+    assert.equal(res.status, 400, name);
+    assert.match((await res.json()).error, /that name is taken/);
+  }
+});

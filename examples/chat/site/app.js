@@ -30,12 +30,14 @@ function notice(text) {
   el.hidden = !text;
 }
 
-/** Who wrote a publication, as the page shows it: the user the server vouches for
- * (a client's publication carries its connection's info), else the function that wrote it. */
+/** Who wrote a publication, as the page shows it: the user of the publisher's connection
+ * (a Centrifugo-protocol client's publication carries its info), else the bot when the
+ * message says so (the moderator refuses `from` in clients' messages), else "server" for
+ * other functions and the raw bridge's clients. */
 function authorOf(ctx) {
   if (ctx.info && ctx.info.user) return { name: ctx.info.user, bot: false };
-  if (ctx.data && typeof ctx.data === "object" && ctx.data.from) return { name: String(ctx.data.from), bot: true };
-  return { name: "server", bot: true };
+  if (ctx.data && typeof ctx.data === "object" && ctx.data.from === "chat_bot") return { name: "chat_bot", bot: true };
+  return { name: ctx.info ? "anonymous" : "server", bot: false };
 }
 
 function textOf(data) {

@@ -38,6 +38,13 @@ fn chat_session(req: Request) -> Result<Response, Error> {
                 "user must be at most {MAX_USER} letters, digits, spaces, `_`, `-` or `.`"
             )));
         }
+        // Names the room's own voices use: a user may not pass for the bot or a guest.
+        let lower = user.to_lowercase();
+        if lower == "chat_bot" || lower == "server" || lower.starts_with("guest-") {
+            return Err(Error::bad_request(format!(
+                "user must not be `{user}`: that name is taken"
+            )));
+        }
     }
     let channel = Channel::open(&format!("chat/rooms/{}", hex_sha256(&room)))?;
     let name = channel.name();

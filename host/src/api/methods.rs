@@ -104,8 +104,11 @@ impl Call<'_> {
         let envelope = crate::broker::Envelope { json, ..Default::default() };
         let origin = Origin::Function { trail: Arc::from([]) };
         let message = Message::new(name, payload, origin).with_envelope(envelope);
-        let (_, position) = self.app.broker.publish_positioned(message);
-        Ok(match position {
+        let published = self.app.broker.send(message);
+        if let Some(why) = published.unrelayed {
+            return Err(ApiError::internal(&why));
+        }
+        Ok(match published.position {
             Some(p) => json!({ "offset": p.offset, "epoch": &*p.epoch }),
             None => json!({}),
         })

@@ -8,11 +8,12 @@ pub mod history;
 mod inbox;
 mod message;
 mod presence;
+mod relay;
 
 use std::{
     collections::HashMap,
     sync::{
-        Arc, RwLock,
+        Arc, OnceLock, RwLock,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -28,6 +29,7 @@ pub use message::{
     ClientInfo, Envelope, Event, Message, Origin, Payload, StreamPosition, SubscriberId,
 };
 pub use presence::Presence;
+pub use relay::{Published, Relay};
 
 use crate::{
     auth::Grant,
@@ -98,6 +100,8 @@ pub struct Broker {
     pub presence: Presence,
     /// What happened so far.
     pub stats: BrokerStats,
+    /// The other nodes of the cluster, when there is one.
+    relay: OnceLock<Arc<dyn Relay>>,
 }
 
 /// One subscriber's end: receives the channel's messages until dropped or kicked.
@@ -138,7 +142,46 @@ impl Broker {
             rules: ArcSwap::from_pointee(ChannelRules::default()),
             presence: Presence::default(),
             stats,
+            relay: OnceLock::new(),
         })
+    }
+
+    /// Joins this broker to a cluster through `relay`, once: from now on publications made
+    /// here are forwarded, and the relay hears of every channel with subscribers here.
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        if self.relay.set(relay.clone()).is_ok() {
+            let channels: Vec<ChannelName> = self.read().keys().cloned().collect();
+            for channel in &channels {
+                relay.interest_changed(channel);
+            }
+        }
+    }
+
+    /// Whether `channel` has any subscriber on this node.
+    pub fn has_subscribers(&self, channel: &ChannelName) -> bool {
+        self.read().contains_key(channel)
+    }
+
+    /// Tells the relay, if any, that `channels` gained or lost all their subscribers.
+    fn interest_changed<'a>(&self, channels: impl IntoIterator<Item = &'a ChannelName>) {
+        if let Some(relay) = self.relay.get() {
+            for channel in channels {
+                relay.interest_changed(channel);
+            }
+        }
+    }
+
+    /// Adds `subscriber` to `channel`, telling the relay when it is the channel's first.
+    fn insert(&self, channel: ChannelName, subscriber: Subscriber) {
+        let first = {
+            let mut topics = self.write();
+            let subscribers = topics.entry(channel.clone()).or_default();
+            subscribers.push(subscriber);
+            subscribers.len() == 1
+        };
+        if first {
+            self.interest_changed([&channel]);
+        }
     }
 
     /// Replaces the messaging configs that say which channels keep history.
@@ -186,7 +229,7 @@ impl Broker {
             retired: retired.clone(),
             events: false,
         };
-        self.write().entry(channel.clone()).or_default().push(subscriber);
+        self.insert(channel.clone(), subscriber);
         Subscription { id, channel, rx, kicked, retired, broker: self.clone() }
     }
 
@@ -210,7 +253,7 @@ impl Broker {
         let retired = CancellationToken::new();
         let subscriber =
             Subscriber { id, kind, grant, tx, kicked, retired: retired.clone(), events };
-        self.write().entry(channel).or_default().push(subscriber);
+        self.insert(channel, subscriber);
         retired
     }
 
@@ -224,8 +267,8 @@ impl Broker {
     /// configs; returns how many.
     pub fn retire(&self, keep: impl Fn(&ChannelName, Option<&Grant>) -> bool) -> usize {
         let mut retired = 0;
-        let mut topics = self.write();
-        topics.retain(|channel, subscribers| {
+        let mut emptied = Vec::new();
+        self.write().retain(|channel, subscribers| {
             subscribers.retain(|s| {
                 if s.kind != SubscriberKind::WebSocket || keep(channel, s.grant.as_deref()) {
                     return true;
@@ -234,8 +277,12 @@ impl Broker {
                 retired += 1;
                 false
             });
+            if subscribers.is_empty() {
+                emptied.push(channel.clone());
+            }
             !subscribers.is_empty()
         });
+        self.interest_changed(&emptied);
         self.stats.retired.inc_by(retired as u64);
         retired
     }
@@ -253,21 +300,48 @@ impl Broker {
     /// [`Broker::publish`], also saying where the publication sits in its channel's
     /// history (None when the channel keeps none).
     pub fn publish_positioned(&self, message: Message) -> (usize, Option<StreamPosition>) {
+        let published = self.send(message);
+        (published.delivered, published.position)
+    }
+
+    /// [`Broker::publish`], saying all it did: where the publication sits in its
+    /// channel's history, and whether it reached the cluster's other nodes.
+    pub fn send(&self, message: Message) -> Published {
+        let mut published = Published { delivered: 0, position: None, unrelayed: None };
         if message.event != Event::Publication {
-            return (self.fan_out(Arc::new(message)), None);
+            published.delivered = self.fan_out(Arc::new(message), true);
+            return published;
         }
         self.stats.published.inc();
+        let relay = self.relay.get();
+        let mut deliver = |m: Arc<Message>| {
+            published.position = m.position.clone();
+            published.delivered = self.fan_out(m.clone(), true);
+            // Forwarded in the order positions were given, which is the order of delivery.
+            published.unrelayed = relay.and_then(|r| r.forward(&m).err());
+        };
         match self.history_options(&message.channel) {
-            Some(options) => {
-                let (mut delivered, mut position) = (0, None);
-                self.history.append(message, &options, &mut |m| {
-                    position = m.position.clone();
-                    delivered = self.fan_out(m);
-                });
-                (delivered, position)
-            }
-            None => (self.fan_out(Arc::new(message)), None),
+            Some(options) => self.history.append(message, &options, &mut deliver),
+            None => deliver(Arc::new(message)),
         }
+        published
+    }
+
+    /// Delivers `message`, published on another node of the cluster, to this node's
+    /// subscribers: kept in this node's history like one of its own, but offered to no
+    /// trigger (the node it was published on runs those, so they run once in the cluster)
+    /// and forwarded nowhere.
+    pub fn deliver_remote(&self, message: Message) -> usize {
+        if message.event != Event::Publication {
+            return self.fan_out(Arc::new(message), false);
+        }
+        let mut delivered = 0;
+        let mut deliver = |m: Arc<Message>| delivered = self.fan_out(m, false);
+        match self.history_options(&message.channel) {
+            Some(options) => self.history.append(message, &options, &mut deliver),
+            None => deliver(Arc::new(message)),
+        }
+        delivered
     }
 
     /// Forgets the publications `channel` keeps (its stream's epoch and offset stay).
@@ -305,13 +379,15 @@ impl Broker {
         }
     }
 
-    fn fan_out(&self, message: Arc<Message>) -> usize {
+    /// Queues `message` for the channel's subscribers, and offers it to the triggers when
+    /// it was published on this node (`local`).
+    fn fan_out(&self, message: Arc<Message>, local: bool) -> usize {
         let sender = match message.origin {
             Origin::Subscriber(id) => Some(id),
             Origin::Function { .. } => None,
         };
         let events_only = message.event != Event::Publication;
-        if !events_only {
+        if local && !events_only {
             for listener in self.listeners.load().iter() {
                 listener.offer(&message);
             }
@@ -362,6 +438,8 @@ impl Broker {
         });
         if subscribers.is_empty() {
             topics.remove(channel);
+            drop(topics);
+            self.interest_changed([channel]);
         }
     }
 
@@ -371,6 +449,8 @@ impl Broker {
             subscribers.retain(|s| s.id != id);
             if subscribers.is_empty() {
                 topics.remove(channel);
+                drop(topics);
+                self.interest_changed([channel]);
             }
         }
     }

@@ -99,6 +99,10 @@ pub struct ServeOptions {
     /// Reload when the project's YAML or components change.
     #[arg(long)]
     watch: bool,
+    /// A NATS server of the cluster to join (repeat for several); overrides tern.yaml's
+    /// `cluster.nats.urls`. Without it, or `cluster:`, tern runs alone.
+    #[arg(long = "nats", value_name = "URL")]
+    nats: Vec<String>,
 }
 
 /// The precompiled-component cache options.

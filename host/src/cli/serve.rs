@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ServeOptions, build::FunctionCrate};
 use crate::{
     admin::{self, Admin, key::AdminKey},
-    config::{Diagnostics, Project, Settings},
+    config::{Diagnostics, Project, Settings, cluster::ClusterSettings},
     runtime::cache::ComponentCache,
     server::{self, App, inventory::Inventory},
     watch,
@@ -115,6 +115,11 @@ pub async fn serve(
     for warning in &project.warnings {
         tracing::warn!(%warning, "configuration");
     }
+    let cluster_tasks = tokio_util::task::TaskTracker::new();
+    if let Some(cluster) = cluster_settings(&project.settings, &options.nats) {
+        let tasks = (&cluster_tasks, shutdown.clone());
+        crate::cluster::join(&app, &cluster, &dir, tasks).await?;
+    }
     let key = AdminKey::load(&project.settings.admin, &dir).map_err(anyhow::Error::msg)?;
     let addr = options.listen.unwrap_or(project.settings.listen);
     let listener =
@@ -157,9 +162,27 @@ pub async fn serve(
     }
     let served = server::run(listener, app, shutdown).await;
     admin_stop.cancel();
+    // The cluster link sends what this node published before it stopped.
+    cluster_tasks.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), cluster_tasks.wait()).await.is_err()
+    {
+        tracing::warn!("cluster: the link did not finish within 10 s");
+    }
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The cluster to join: tern.yaml's `cluster`, with `--nats` URLs in place of its own.
+fn cluster_settings(settings: &Settings, nats: &[String]) -> Option<ClusterSettings> {
+    match (settings.cluster.clone(), nats.is_empty()) {
+        (cluster, true) => cluster,
+        (Some(mut cluster), false) => {
+            cluster.nats.urls = nats.to_vec();
+            Some(cluster)
+        }
+        (None, false) => Some(ClusterSettings::from_urls(nats.to_vec())),
+    }
 }
 
 /// Reloads the project served on every SIGHUP, until `shutdown`.

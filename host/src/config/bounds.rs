@@ -160,6 +160,10 @@ pub fn check_settings(settings: &Settings, file: &Path, text: &str) -> Vec<Diagn
         })
         .collect();
     problems.extend(check_names(settings, file, text));
+    for (field, msg) in settings.cluster.iter().flat_map(|c| c.problems()) {
+        let path: Vec<&str> = field.split('.').collect();
+        problems.push(Diagnostic::field(file, yaml::locate(text, &path), field, msg));
+    }
     problems
 }
 

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod bounds;
 pub mod channel_options;
+pub mod cluster;
 pub mod diagnostic;
 pub mod function;
 pub mod lint;
@@ -155,9 +156,37 @@ impl Project {
         self.check_websites(problems);
     }
 
-    /// Checks that no two websites take the same path.
+    /// Checks that no two websites take the same path, and that no site's directory holds
+    /// the project or one of its secret files (it would serve them to anyone).
     fn check_websites(&self, problems: &mut Diagnostics) {
         let mut taken: HashMap<&str, &WebsiteSpec> = HashMap::new();
+        let project = self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone());
+        let secrets = self.secret_files();
+        for site in &self.websites {
+            let Ok(served) = site.directory.canonicalize() else { continue };
+            let mut refuse = |msg: String| {
+                problems.push(Diagnostic::field(
+                    &site.file,
+                    site.directory_location,
+                    "directory",
+                    msg,
+                ));
+            };
+            if project.starts_with(&served) {
+                refuse(format!(
+                    "`{}` holds the project itself: it would serve tern.yaml, the functions and any secret file; give the site's files a directory of their own",
+                    site.directory.display()
+                ));
+            } else if let Some((setting, file)) =
+                secrets.iter().find(|(_, f)| f.canonicalize().is_ok_and(|f| f.starts_with(&served)))
+            {
+                refuse(format!(
+                    "`{}` holds `{}` ({setting}): a secret would be served to anyone",
+                    site.directory.display(),
+                    file.display()
+                ));
+            }
+        }
         for site in &self.websites {
             for path in &site.paths {
                 if let Some(first) = taken.insert(path, site) {
@@ -170,6 +199,23 @@ impl Project {
                 }
             }
         }
+    }
+
+    /// The files the settings read secrets from, with the setting naming each.
+    fn secret_files(&self) -> Vec<(&'static str, PathBuf)> {
+        let s = &self.settings;
+        let mut files: Vec<(&'static str, Option<&Path>)> = vec![
+            ("auth.secret_file", s.auth.secret_file.as_deref()),
+            ("api.keys_file", s.api.keys_file.as_deref()),
+            ("admin.key_file", s.admin.key_file.as_deref()),
+        ];
+        files.extend(s.auth.keys.iter().map(|k| ("auth.keys.file", Some(k.file.as_path()))));
+        if let Some(nats) = s.cluster.as_ref().map(|c| &c.nats) {
+            files.push(("cluster.nats.token_file", nats.token_file.as_deref()));
+            files.push(("cluster.nats.password_file", nats.password_file.as_deref()));
+            files.push(("cluster.nats.credentials_file", nats.credentials_file.as_deref()));
+        }
+        files.into_iter().filter_map(|(k, f)| Some((k, self.dir.join(f?)))).collect()
     }
 
     /// Checks the functions of the real-time path: one per RPC method, one `send`, and

@@ -45,6 +45,8 @@ pub struct Settings {
     pub hooks: ProjectHooks,
     /// The server API (`/api/publish`...): where its keys come from.
     pub api: ApiSettings,
+    /// The NATS servers this node shares with the other nodes of its cluster (none: alone).
+    pub cluster: Option<super::cluster::ClusterSettings>,
 }
 
 /// Hooks for the whole project.
@@ -289,6 +291,7 @@ impl Default for Settings {
             hooks: ProjectHooks::default(),
             api: ApiSettings::default(),
             auth: AuthSettings::default(),
+            cluster: None,
         }
     }
 }

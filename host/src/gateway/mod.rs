@@ -254,7 +254,7 @@ impl Gateway {
         {
             // Logged: a page refused here shows only a failed WebSocket in its console, so
             // the operator is the one who can tell which origin to allow.
-            tracing::warn!(%peer, path = req.uri().path(), "WebSocket refused: {why}");
+            crate::throttled_warn!(%peer, path = req.uri().path(), "WebSocket refused: {why}");
             return Err(Box::new(error(StatusCode::FORBIDDEN, &why)));
         }
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {

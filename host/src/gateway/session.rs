@@ -25,6 +25,10 @@ use crate::{
     runtime::FunctionRuntime,
 };
 
+/// The code of the error frame telling a raw-bridge client its message reached this
+/// node's subscribers but not the cluster's other nodes.
+pub const UNRELAYED: u32 = 1503;
+
 /// Most queued messages written before one flush: bounds the write buffer of a burst.
 pub(super) const MAX_BATCH: usize = 256;
 
@@ -142,7 +146,15 @@ pub async fn run<S>(
                     }
                     Gated::Close(code, reason) => break Some((code.into(), reason)),
                 };
-                broker.publish(Message::new(channel.clone(), payload, Origin::Subscriber(subscription.id)));
+                let message = Message::new(channel.clone(), payload, Origin::Subscriber(subscription.id));
+                if let Some(why) = broker.send(message).unrelayed {
+                    // Told like a hook's refusal, with a code of its own: it did reach this node.
+                    let body = serde_json::json!({ "error": { "code": UNRELAYED, "reason": why } });
+                    let frame = Frame::Text(body.to_string().into());
+                    if !matches!(tokio::time::timeout(write_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                        break None;
+                    }
+                }
             }
             message = subscription.recv() => {
                 let Some(message) = message else {

@@ -125,8 +125,10 @@ impl PubsubContext {
         self.take_publish(payload.len())?;
         let origin = Origin::Function { trail: self.trail.clone() };
         let message = Message::new(channel, payload, origin).with_envelope(envelope);
-        self.shared.broker.publish(message);
-        Ok(())
+        match self.shared.broker.send(message).unrelayed {
+            None => Ok(()),
+            Some(why) => Err(Error::Unavailable(why)),
+        }
     }
 }
 

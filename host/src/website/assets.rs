@@ -64,11 +64,7 @@ impl Assets {
         let mut files = HashMap::with_capacity(walk.files.len());
         let mut left = max_bytes;
         for (name, path) in walk.files {
-            let cannot = |e: std::io::Error| format!("cannot read `{}`: {e}", path.display());
-            let mut body = Vec::new();
-            fs::File::open(&path)
-                .and_then(|f| f.take(left + 1).read_to_end(&mut body))
-                .map_err(cannot)?;
+            let body = read_inside(&walk.root, &path, left)?;
             left = left.checked_sub(body.len() as u64).ok_or_else(|| too_big(max_bytes))?;
             files.insert(name.clone(), Asset::new(&name, Bytes::from(body)));
         }
@@ -101,6 +97,43 @@ impl Assets {
         }
         hash.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The bytes of `path`, at most `limit` + 1 of them, provided the file opened is a regular
+/// file inside `root` (canonical) and not hidden there. Checked on the open file, not on
+/// the name: a link swapped in after the walk listed the path is caught, and a FIFO put in
+/// its place cannot block the load.
+fn read_inside(root: &Path, path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _};
+    let cannot = |e: std::io::Error| format!("cannot read `{}`: {e}", path.display());
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(format!("`{}` is no longer a regular file", path.display()));
+    }
+    let real = fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .or_else(|_| path.canonicalize())
+        .map_err(cannot)?;
+    let Ok(inside) = real.strip_prefix(root) else {
+        return Err(format!(
+            "`{}` is `{}`, outside the site's directory: copy it in instead",
+            path.display(),
+            real.display()
+        ));
+    };
+    if inside.components().any(|c| c.as_os_str().as_encoded_bytes().starts_with(b".")) {
+        return Err(format!(
+            "`{}` is the hidden file `{}`: hidden files are not served, even through a link",
+            path.display(),
+            inside.display()
+        ));
+    }
+    let mut body = Vec::new();
+    file.take(limit + 1).read_to_end(&mut body).map_err(cannot)?;
+    Ok(body)
 }
 
 /// The files found so far, and their total size, to stop at the limits.
@@ -238,6 +271,51 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("secret.txt"), site.join("c.txt")).unwrap();
         let err = Assets::load(&site).unwrap_err();
         assert!(err.contains("outside the site's directory"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_to_a_hidden_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        fs::create_dir_all(site.join(".git")).unwrap();
+        fs::write(site.join(".git/config"), "secret").unwrap();
+        fs::write(site.join(".env"), "SECRET=1").unwrap();
+        std::os::unix::fs::symlink(site.join(".env"), site.join("env.txt")).unwrap();
+        let err = Assets::load(&site).unwrap_err();
+        assert!(err.contains("hidden file `.env`"), "{err}");
+        fs::remove_file(site.join("env.txt")).unwrap();
+        std::os::unix::fs::symlink(site.join(".git"), site.join("public")).unwrap();
+        let err = Assets::load(&site).unwrap_err();
+        assert!(err.contains("hidden file `.git/config`"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_swapped_for_a_link_or_a_fifo_after_the_walk_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        fs::create_dir(&site).unwrap();
+        fs::write(dir.path().join("secret.txt"), "outside").unwrap();
+        let root = site.canonicalize().unwrap();
+        let swapped = site.join("a.txt");
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), &swapped).unwrap();
+        let err = read_inside(&root, &swapped, 100).unwrap_err();
+        assert!(err.contains("outside the site's directory"), "{err}");
+        fs::remove_file(&swapped).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&swapped).status().unwrap();
+        assert!(made.success());
+        let err = read_inside(&root, &swapped, 100).unwrap_err();
+        assert!(err.contains("no longer a regular file"), "{err}");
+    }
+
+    #[test]
+    fn bytes_are_counted_as_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), "0123456789").unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        // A file that grew past what is left since the walk listed it is cut at limit + 1.
+        assert_eq!(read_inside(&root, &dir.path().join("a.txt"), 4).unwrap().len(), 5);
     }
 
     #[test]

@@ -111,6 +111,10 @@ impl Site {
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
+        if rest.is_empty() {
+            // `/chat` of a site under `/chat`: its page's relative links need `/chat/`.
+            return redirect_to_directory(path, query);
+        }
         let name = match file_name(rest) {
             Ok(name) => name,
             Err(msg) => return error(StatusCode::BAD_REQUEST, &format!("{path}: {msg}")),
@@ -123,24 +127,19 @@ impl Site {
         if let Some(asset) = self.assets.get(&wanted) {
             return self.send(asset, headers, StatusCode::OK);
         }
-        if self.assets.get(&format!("{name}/{}", self.index)).is_some() || rest.is_empty() {
-            let location = match query {
-                Some(q) => format!("{path}/?{q}"),
-                None => format!("{path}/"),
-            };
-            if let Ok(location) = HeaderValue::from_str(&location) {
-                let mut resp = Response::new(Full::default());
-                *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
-                resp.headers_mut().insert(header::LOCATION, location);
-                return resp;
-            }
+        if self.assets.get(&format!("{name}/{}", self.index)).is_some() {
+            return redirect_to_directory(path, query);
         }
         match self.assets.get("404.html") {
             Some(page) => self.send(page, headers, StatusCode::NOT_FOUND),
-            None => error(
-                StatusCode::NOT_FOUND,
-                &format!("no file for {path} in website `{}`", self.name),
-            ),
+            None => {
+                let msg = format!("no file for {path} in website `{}`", self.name);
+                let mut resp = error(StatusCode::NOT_FOUND, &msg);
+                // A 404 is heuristically cacheable: say it is not, a file may be added.
+                let no_cache = HeaderValue::from_static("no-cache");
+                resp.headers_mut().insert(header::CACHE_CONTROL, no_cache);
+                resp
+            }
         }
     }
 
@@ -158,7 +157,13 @@ impl Site {
         *resp.status_mut() = if not_modified { StatusCode::NOT_MODIFIED } else { status };
         let h = resp.headers_mut();
         h.insert(header::ETAG, etag.clone());
-        h.insert(header::CACHE_CONTROL, self.cache_control.clone());
+        // A missing file may be added any time: its 404 page is never cached as long as a file.
+        let cache = if status == StatusCode::OK {
+            self.cache_control.clone()
+        } else {
+            HeaderValue::from_static("no-cache")
+        };
+        h.insert(header::CACHE_CONTROL, cache);
         if asset.gzip.is_some() {
             h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
@@ -197,6 +202,23 @@ fn file_name(rest: &str) -> Result<String, String> {
         }
     }
     Ok(decoded.into_owned())
+}
+
+/// A 308 from the directory path `path` to `path/`, keeping the query.
+fn redirect_to_directory(path: &str, query: Option<&str>) -> Response<Body> {
+    let location = match query {
+        Some(q) => format!("{path}/?{q}"),
+        None => format!("{path}/"),
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(location) => {
+            let mut resp = Response::new(Full::default());
+            *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            resp.headers_mut().insert(header::LOCATION, location);
+            resp
+        }
+        Err(_) => error(StatusCode::BAD_REQUEST, "a path that cannot be redirected"),
+    }
 }
 
 #[cfg(test)]

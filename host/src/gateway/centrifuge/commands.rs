@@ -342,7 +342,9 @@ impl Session<'_> {
         };
         // Id 0 is no subscriber's: the publisher gets its own publication, as the SDKs expect.
         let message = Message::new(name, payload, Origin::Subscriber(SubscriberId(0)));
-        self.ctx.broker.publish(message.with_envelope(envelope));
+        if self.ctx.broker.send(message.with_envelope(envelope)).unrelayed.is_some() {
+            return Err(disconnect::UNRELAYED.into());
+        }
         Ok(proto::Reply { id, publish: Some(proto::Empty {}), ..Default::default() })
     }
 

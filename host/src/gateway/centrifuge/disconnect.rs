@@ -75,6 +75,13 @@ pub const TOO_MANY_REQUESTS: ErrorCode =
     ErrorCode { code: 111, message: "too many requests", temporary: true };
 /// A history position of another epoch.
 pub const UNRECOVERABLE_POSITION: ErrorCode = error(112, "unrecoverable position");
+/// A publication that reached this node's subscribers but not the cluster's other nodes
+/// (its bus is unreachable or behind): temporary, as the cluster reconnects by itself.
+pub const UNRELAYED: ErrorCode = ErrorCode {
+    code: 100,
+    message: "internal server error: published on this node only, the cluster bus is unreachable",
+    temporary: true,
+};
 
 impl ErrorCode {
     /// The reply to command `id` carrying this error.

@@ -317,7 +317,9 @@ impl Session<'_> {
         envelope.connection = Some(self.peer.id.clone());
         envelope.publisher = Some(self.publisher.clone());
         let message = Message::new(name, payload, Origin::Subscriber(self.inbox.id));
-        self.ctx.broker.publish(message.with_envelope(envelope));
+        if let Some(why) = self.ctx.broker.send(message.with_envelope(envelope)).unrelayed {
+            return Err(topic_refusal("publish", topic, id, "unavailable", why));
+        }
         Ok(id.map(|id| frames::frame("priv/acks", "ack", serde_json::json!({ "data": id }))))
     }
 

@@ -1,0 +1,239 @@
+//! The NATS side of the [`Relay`] seam: one task publishes this node's publications in the
+//! order they were made; one task keeps a NATS subscription for each channel this node has
+//! subscribers for (and none for the others); one task per such subscription hands what
+//! other nodes publish to the broker.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_nats::connection::State;
+use futures_util::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{subject::Subjects, wire};
+use crate::{
+    broker::{Broker, Message, Relay},
+    channel_name::ChannelName,
+};
+
+/// Publications that may wait for the bus before publishers are told it is behind.
+const OUTBOUND_QUEUE: usize = 16 * 1024;
+
+/// What the cluster link counts: the host's metrics share these.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterStats {
+    /// Publications of this node sent to NATS.
+    pub sent: Counter,
+    /// Publications of other nodes received and delivered here.
+    pub received: Counter,
+    /// Publications of this node that reached its own subscribers only (bus lost, behind,
+    /// or refused by NATS).
+    pub unsent: Counter,
+    /// Messages on tern's subjects that were not a tern node's publication.
+    pub refused: Counter,
+}
+
+/// This node's link to the others, through NATS.
+pub struct NatsRelay {
+    client: async_nats::Client,
+    node: Arc<str>,
+    subjects: Subjects,
+    outbound: mpsc::Sender<Arc<Message>>,
+    /// Channels whose interest changed since the subscription task last looked.
+    changed: Mutex<HashSet<ChannelName>>,
+    wake: Notify,
+    stats: ClusterStats,
+}
+
+impl NatsRelay {
+    /// Links `broker` to the cluster through `client` as node `node`, with subjects under
+    /// `prefix`; the tasks run on `tasks` until `shutdown`, and flush what is queued then.
+    pub fn start(
+        client: async_nats::Client,
+        (node, prefix): (Arc<str>, &str),
+        broker: &Arc<Broker>,
+        stats: ClusterStats,
+        (tasks, shutdown): (&TaskTracker, CancellationToken),
+    ) -> Arc<NatsRelay> {
+        let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let relay = Arc::new(NatsRelay {
+            client,
+            node,
+            subjects: Subjects::new(prefix),
+            outbound,
+            changed: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            stats,
+        });
+        tasks.spawn(relay.clone().send_loop(rx, shutdown.clone()));
+        tasks.spawn(relay.clone().subscribe_loop(Arc::downgrade(broker), tasks.clone(), shutdown));
+        broker.set_relay(relay.clone());
+        relay
+    }
+
+    /// Publishes this node's publications, in order, until shutdown; then what is queued.
+    async fn send_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Arc<Message>>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let message = tokio::select! {
+                m = rx.recv() => m,
+                () = shutdown.cancelled() => break,
+            };
+            let Some(message) = message else { return };
+            self.send(&message).await;
+        }
+        rx.close();
+        while let Some(message) = rx.recv().await {
+            self.send(&message).await;
+        }
+        if tokio::time::timeout(Duration::from_secs(5), self.client.flush()).await.is_err() {
+            tracing::warn!("cluster: NATS did not take the last publications within 5 s");
+        }
+    }
+
+    async fn send(&self, message: &Message) {
+        let (headers, body) = wire::encode(message, &self.node);
+        let subject = self.subjects.of(&message.channel);
+        match self.client.publish_with_headers(subject, headers, body).await {
+            Ok(()) => {
+                self.stats.sent.inc();
+            }
+            Err(e) => {
+                self.stats.unsent.inc();
+                crate::throttled_warn!(channel = %message.channel, "cluster: NATS refused a publication: {e}");
+            }
+        }
+    }
+
+    /// Keeps one NATS subscription per channel with subscribers here.
+    async fn subscribe_loop(
+        self: Arc<Self>,
+        broker: std::sync::Weak<Broker>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let mut subscribed: HashMap<ChannelName, CancellationToken> = HashMap::new();
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = shutdown.cancelled() => break,
+            }
+            let Some(broker) = broker.upgrade() else { break };
+            let changed: Vec<ChannelName> = self.take_changed();
+            for channel in changed {
+                let wanted = broker.has_subscribers(&channel);
+                match (wanted, subscribed.contains_key(&channel)) {
+                    (true, false) => {
+                        match self.client.subscribe(self.subjects.of(&channel)).await {
+                            Ok(sub) => {
+                                let stop = shutdown.child_token();
+                                subscribed.insert(channel.clone(), stop.clone());
+                                let receive = self.clone().receive(
+                                    channel,
+                                    sub,
+                                    Arc::downgrade(&broker),
+                                    stop,
+                                );
+                                tasks.spawn(receive);
+                            }
+                            Err(e) => {
+                                tracing::warn!(%channel, "cluster: cannot subscribe on NATS, retrying: {e}");
+                                self.retry_later(channel);
+                            }
+                        }
+                    }
+                    (false, true) => {
+                        if let Some(stop) = subscribed.remove(&channel) {
+                            stop.cancel();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for stop in subscribed.into_values() {
+            stop.cancel();
+        }
+    }
+
+    fn take_changed(&self) -> Vec<ChannelName> {
+        let mut changed = self.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        changed.drain().collect()
+    }
+
+    fn retry_later(self: &Arc<Self>, channel: ChannelName) {
+        let relay = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            relay.interest_changed(&channel);
+        });
+    }
+
+    /// Delivers what other nodes publish on `channel` until `stop`.
+    async fn receive(
+        self: Arc<Self>,
+        channel: ChannelName,
+        mut sub: async_nats::Subscriber,
+        broker: std::sync::Weak<Broker>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let message = tokio::select! {
+                m = sub.next() => m,
+                () = stop.cancelled() => break,
+            };
+            let Some(message) = message else { break };
+            if wire::node(message.headers.as_ref()) == Some(&*self.node) {
+                continue; // this node's own, delivered here when it was published
+            }
+            match wire::decode(channel.clone(), message.headers.as_ref(), message.payload) {
+                Ok(message) => {
+                    let Some(broker) = broker.upgrade() else { break };
+                    broker.deliver_remote(message);
+                    self.stats.received.inc();
+                }
+                Err(e) => {
+                    self.stats.refused.inc();
+                    crate::throttled_warn!(channel = %channel, "cluster: a message on NATS was not taken: {e}");
+                }
+            }
+        }
+        let _ = sub.unsubscribe().await;
+    }
+
+    /// Whether the link to NATS is up now.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+}
+
+impl Relay for NatsRelay {
+    fn forward(&self, message: &Arc<Message>) -> Result<(), String> {
+        if !self.connected() {
+            self.stats.unsent.inc();
+            return Err("the cluster's NATS is unreachable: delivered on this node only".into());
+        }
+        self.outbound.try_send(message.clone()).map_err(|_| {
+            self.stats.unsent.inc();
+            format!(
+                "the cluster link is behind ({OUTBOUND_QUEUE} publications waiting): delivered on this node only"
+            )
+        })
+    }
+
+    fn interest_changed(&self, channel: &ChannelName) {
+        self.changed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(channel.clone());
+        self.wake.notify_one();
+    }
+}

