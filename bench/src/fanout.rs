@@ -66,6 +66,14 @@ pub struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// More URLs subscribers connect to: subscriber i takes the i-th of `sub_url` and
+    /// these, round robin (the nodes of a cluster).
+    #[arg(long = "also-sub-url")]
+    pub more_sub_urls: Vec<String>,
+    /// Milliseconds to wait between the last subscriber connecting and the first publish
+    /// (a cluster node subscribes on the bus a moment after its first subscriber).
+    #[arg(long, default_value_t = 0)]
+    pub settle_ms: u64,
 }
 
 /// The figures of one run.
@@ -108,10 +116,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let ready = Arc::new(Barrier::new(args.subscribers + 1));
     let mut subscribers = Vec::with_capacity(args.subscribers);
+    let urls: Vec<&String> = std::iter::once(&args.sub_url).chain(&args.more_sub_urls).collect();
     for i in 0..args.subscribers {
-        let ws = connect(args, &args.sub_url, true)
+        let url = urls[i % urls.len()];
+        let ws = connect(args, url, true)
             .await
-            .with_context(|| format!("subscriber {i} cannot subscribe at {}", args.sub_url))?;
+            .with_context(|| format!("subscriber {i} cannot subscribe at {url}"))?;
         let (ready, expected, protocol) = (ready.clone(), args.messages, args.protocol);
         subscribers
             .push(tokio::spawn(async move { receive(ws, protocol, expected, start, ready).await }));
@@ -124,6 +134,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     // publication for each publish, and a server blocked writing them would stop reading.
     let (mut publisher, incoming) = publisher.split();
     let mut drain = tokio::spawn(drain(incoming, args.protocol));
+    tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
     ready.wait().await;
     let sent_at = Instant::now();
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));

@@ -294,3 +294,89 @@ async fn losing_nats_keeps_local_delivery_tells_the_publisher_and_recovers() {
     assert_eq!(ws_next_text(&mut far).await, "after", "B missed only what was sent while down");
     assert_eq!(ws_next_text(&mut local).await, "after");
 }
+
+/// A Centrifugo-protocol client (JSON frames) connected to `tern`, subscribed to `channel`.
+async fn cf_member(tern: &Tern, channel: &str) -> crate::harness::Ws {
+    let mut ws = ws_connect(&tern.url("/connection/websocket").replace("http://", "ws://")).await;
+    ws.send(Message::text(r#"{"id":1,"connect":{}}"#)).await.unwrap();
+    let connected = ws_next_text(&mut ws).await;
+    assert!(connected.contains(r#""connect""#), "{connected}");
+    let subscribe = serde_json::json!({ "id": 2, "subscribe": { "channel": channel } });
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    let subscribed = ws_next_text(&mut ws).await;
+    assert!(subscribed.contains(r#""subscribe""#), "{subscribed}");
+    ws
+}
+
+/// The users `ws` sees in `channel`'s presence (asked with id `id`).
+async fn presence_users(ws: &mut crate::harness::Ws, channel: &str, id: u32) -> Vec<String> {
+    let ask = serde_json::json!({ "id": id, "presence": { "channel": channel } });
+    ws.send(Message::text(ask.to_string())).await.unwrap();
+    loop {
+        let text = ws_next_text(ws).await;
+        let reply: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if reply["id"] == id {
+            let clients = reply["presence"]["presence"].as_object().cloned().unwrap_or_default();
+            let mut users: Vec<String> =
+                clients.values().filter_map(|c| c["user"].as_str().map(str::to_owned)).collect();
+            users.sort();
+            return users;
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_and_counts_are_cluster_wide_and_a_dead_nodes_clients_leave() {
+    let nats = Nats::start();
+    let project = chat();
+    let a = node(project.path(), &nats.url());
+    let b = node(project.path(), &nats.url());
+    let room = "cluster-presence";
+    let channel = room_subject(room).replace("tern.ch.", "").replace('.', "/");
+    let mut on_a = cf_member(&a, &channel).await;
+    let _on_b = cf_member(&b, &channel).await;
+    // B's client appears in A's presence (by its join, or by B's next snapshot).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 10;
+    loop {
+        id += 1;
+        let users = presence_users(&mut on_a, &channel, id).await;
+        if users.len() == 2 {
+            assert!(users.iter().all(|u| u.starts_with("guest-")), "{users:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "A sees {users:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The bot's `/rooms` counts the clients of every node: one raw client on each.
+    let mut raw_a = ws_connect(&room_url(&a, room).await).await;
+    let _raw_b = ws_connect(&room_url(&b, room).await).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        raw_a.send(Message::text("/rooms")).await.unwrap();
+        let answer = loop {
+            let frame = ws_next_text(&mut raw_a).await;
+            if frame.contains("connected to this room") {
+                break frame;
+            }
+        };
+        if answer.starts_with("4 clients") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bot says {answer:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // B dies without a word: within the documented time its client leaves A's presence,
+    // and A's subscriber is told.
+    b.signal("KILL");
+    let died = Instant::now();
+    let leave = loop {
+        let text = ws_next_text(&mut on_a).await;
+        if text.contains(r#""leave""#) {
+            break text;
+        }
+    };
+    assert!(leave.contains("guest-"), "{leave}");
+    assert!(died.elapsed() < Duration::from_secs(10), "left after {:?}", died.elapsed());
+    assert_eq!(presence_users(&mut on_a, &channel, 99).await.len(), 1);
+}

@@ -20,7 +20,7 @@ use crate::fanout::{self, Args, Outcome, Protocol};
 /// outruns 2 cores' worth of readers). The Centrifugo endpoint takes anonymous clients and
 /// pings less often than a case lasts (subscribers wait for the others to connect without
 /// reading; the publisher's pongs are not sent).
-const TERN_SETTINGS: &str = "\
+pub(super) const TERN_SETTINGS: &str = "\
 http:
   max_connections: 2000
   max_connections_per_ip: 2000
@@ -96,6 +96,8 @@ impl Target {
             size,
             rate,
             timeout: 120,
+            more_sub_urls: Vec::new(),
+            settle_ms: 0,
         }
     }
 }
@@ -139,7 +141,7 @@ fn start(protocol: Protocol, plan: &Plan, tools: &Tools) -> anyhow::Result<Optio
     Ok(Some(Target { server, protocol, url }))
 }
 
-fn write_tern_project(dir: &Path) -> anyhow::Result<()> {
+pub(super) fn write_tern_project(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("messaging"))?;
     std::fs::write(dir.join("tern.yaml"), TERN_SETTINGS)?;
     std::fs::write(dir.join("messaging/bench.yaml"), TERN_CHANNEL)?;

@@ -31,6 +31,8 @@ pub struct Results {
     pub idle: Vec<IdleMemory>,
     /// Start-up times.
     pub cold_start: Vec<ColdStart>,
+    /// Cross-node fan-out and hop latency.
+    pub cluster: Vec<super::cluster::ClusterCase>,
 }
 
 /// The machine and the peers' versions.
@@ -95,6 +97,7 @@ impl Results {
             fanout: Vec::new(),
             idle: Vec::new(),
             cold_start: Vec::new(),
+            cluster: Vec::new(),
         }
     }
 
@@ -110,6 +113,10 @@ impl Results {
                 "HTTP {} at {} connections: wrk saw {} errors (non-2xx answers or socket errors)",
                 l.server, l.connections, l.errors
             ));
+        }
+        for c in self.cluster.iter().filter(|c| c.result.is_err()) {
+            let e = c.result.as_ref().err().map_or("", String::as_str);
+            failures.push(format!("cluster {} {} S={}: {e}", c.kind, c.setup, c.subscribers));
         }
         for c in &self.fanout {
             if let Err(e) = &c.result {
@@ -158,6 +165,9 @@ impl Results {
         self.fanout_table(&mut md);
         self.idle_table(&mut md);
         self.cold_start_table(&mut md);
+        if !self.cluster.is_empty() {
+            super::cluster::markdown(&self.cluster, &mut md);
+        }
         md
     }
 
@@ -326,6 +336,7 @@ pub(super) mod tests {
             ],
             idle: Vec::new(),
             cold_start: Vec::new(),
+            cluster: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@ mod inbox;
 mod message;
 mod presence;
 mod relay;
+mod remote_presence;
 
 use std::{
     collections::HashMap,
@@ -30,6 +31,7 @@ pub use message::{
 };
 pub use presence::Presence;
 pub use relay::{Published, Relay};
+pub use remote_presence::Snapshot;
 
 use crate::{
     auth::Grant,
@@ -155,6 +157,18 @@ impl Broker {
                 relay.interest_changed(channel);
             }
         }
+    }
+
+    /// Whether `channel`'s config keeps presence.
+    pub fn keeps_presence(&self, channel: &ChannelName) -> bool {
+        self.rules.load().resolve(channel).is_some_and(|spec| spec.options.presence)
+    }
+
+    /// How many WebSocket clients `channel` has in the whole cluster (this node's, and the
+    /// others' as they last said).
+    pub fn cluster_subscriber_count(&self, channel: &ChannelName) -> usize {
+        self.subscriber_count(channel, SubscriberKind::WebSocket)
+            + self.presence.remote.subscribers(channel)
     }
 
     /// Whether `channel` has any subscriber on this node.
@@ -309,7 +323,13 @@ impl Broker {
     pub fn send(&self, message: Message) -> Published {
         let mut published = Published { delivered: 0, position: None, unrelayed: None };
         if message.event != Event::Publication {
-            published.delivered = self.fan_out(Arc::new(message), true);
+            let message = Arc::new(message);
+            published.delivered = self.fan_out(message.clone(), true);
+            // The other nodes keep their view of this node's presence; a join or leave that
+            // cannot reach them now is set right by the next snapshot.
+            if let Some(relay) = self.relay.get() {
+                let _ = relay.forward(&message);
+            }
             return published;
         }
         self.stats.published.inc();

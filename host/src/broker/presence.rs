@@ -7,15 +7,19 @@ use std::{
 };
 
 use super::ClientInfo;
+pub use super::remote_presence::Remote;
 use crate::channel_name::ChannelName;
 
 /// Client id -> who, on one channel.
-type Members = HashMap<Arc<str>, Arc<ClientInfo>>;
+pub(super) type Members = HashMap<Arc<str>, Arc<ClientInfo>>;
 
-/// Channel -> client id -> who. Kept for channels whose config turns presence on.
+/// Channel -> client id -> who. Kept for channels whose config turns presence on: this
+/// node's clients, and in a cluster the other nodes' as they last said ([`Remote`]).
 #[derive(Default)]
 pub struct Presence {
     channels: Mutex<HashMap<ChannelName, Members>>,
+    /// What the other nodes of the cluster have.
+    pub remote: Remote,
 }
 
 impl Presence {
@@ -35,17 +39,25 @@ impl Presence {
         }
     }
 
-    /// Everyone on `channel`.
+    /// Everyone on `channel`, on this node and the others.
     pub fn list(&self, channel: &ChannelName) -> Vec<Arc<ClientInfo>> {
-        self.lock().get(channel).map(|c| c.values().cloned().collect()).unwrap_or_default()
+        let mut all: Vec<Arc<ClientInfo>> =
+            self.lock().get(channel).map(|c| c.values().cloned().collect()).unwrap_or_default();
+        all.extend(self.remote.list(channel));
+        all
     }
 
-    /// How many clients and how many distinct users are on `channel`.
+    /// How many clients and how many distinct users are on `channel`, in the cluster.
     pub fn stats(&self, channel: &ChannelName) -> (usize, usize) {
+        let all = self.list(channel);
+        let users: HashSet<&str> = all.iter().map(|c| &*c.user).collect();
+        (all.len(), users.len())
+    }
+
+    /// This node's clients on every channel, for the other nodes.
+    pub fn local(&self) -> Vec<(ChannelName, Vec<Arc<ClientInfo>>)> {
         let channels = self.lock();
-        let Some(clients) = channels.get(channel) else { return (0, 0) };
-        let users: HashSet<&str> = clients.values().map(|c| &*c.user).collect();
-        (clients.len(), users.len())
+        channels.iter().map(|(name, m)| (name.clone(), m.values().cloned().collect())).collect()
     }
 
     // Each update is one call on the map: a poisoned lock is still consistent.

@@ -8,6 +8,7 @@
 //! message twice and every other subscriber of that node gets it once.
 
 pub mod connect;
+mod gossip;
 mod relay;
 pub mod subject;
 pub mod wire;

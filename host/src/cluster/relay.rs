@@ -15,9 +15,13 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{subject::Subjects, wire};
+use super::{
+    gossip::{self, Said},
+    subject::Subjects,
+    wire,
+};
 use crate::{
-    broker::{Broker, Message, Relay},
+    broker::{Broker, ClientInfo, Event, Message, Relay},
     channel_name::ChannelName,
 };
 
@@ -71,6 +75,7 @@ impl NatsRelay {
             stats,
         });
         tasks.spawn(relay.clone().send_loop(rx, shutdown.clone()));
+        tasks.spawn(relay.clone().gossip_loop(Arc::downgrade(broker), shutdown.clone()));
         tasks.spawn(relay.clone().subscribe_loop(Arc::downgrade(broker), tasks.clone(), shutdown));
         broker.set_relay(relay.clone());
         relay
@@ -194,9 +199,21 @@ impl NatsRelay {
             if wire::node(message.headers.as_ref()) == Some(&*self.node) {
                 continue; // this node's own, delivered here when it was published
             }
+            let from = wire::node(message.headers.as_ref()).unwrap_or_default().to_owned();
             match wire::decode(channel.clone(), message.headers.as_ref(), message.payload) {
                 Ok(message) => {
                     let Some(broker) = broker.upgrade() else { break };
+                    if broker.keeps_presence(&channel) {
+                        match &message.event {
+                            Event::Join(info) => {
+                                broker.presence.remote.join(&from, &channel, info.clone())
+                            }
+                            Event::Leave(info) => {
+                                broker.presence.remote.leave(&from, &channel, &info.client)
+                            }
+                            Event::Publication => {}
+                        }
+                    }
                     broker.deliver_remote(message);
                     self.stats.received.inc();
                 }
@@ -207,6 +224,77 @@ impl NatsRelay {
             }
         }
         let _ = sub.unsubscribe().await;
+    }
+
+    /// Tells the other nodes who this node has, every [`gossip::INTERVAL`], and keeps
+    /// what they tell; takes a silent node as gone after [`gossip::EXPIRY`].
+    async fn gossip_loop(
+        self: Arc<Self>,
+        broker: std::sync::Weak<Broker>,
+        shutdown: CancellationToken,
+    ) {
+        let subject = self.subjects.nodes().to_owned();
+        let mut sub = loop {
+            match self.client.subscribe(subject.clone()).await {
+                Ok(sub) => break sub,
+                Err(e) => tracing::warn!("cluster: cannot subscribe to {subject}, retrying: {e}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = shutdown.cancelled() => return,
+            }
+        };
+        let mut tick = tokio::time::interval(gossip::INTERVAL);
+        let mut round = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let Some(broker) = broker.upgrade() else { break };
+                    round += 1;
+                    for part in gossip::parts(&broker, round) {
+                        let headers = wire::node_headers(&self.node);
+                        let _ = self.client.publish_with_headers(subject.clone(), headers, part).await;
+                    }
+                    let gone = broker.presence.remote.expire(gossip::EXPIRY);
+                    if !gone.is_empty() {
+                        tracing::warn!(clients = gone.len(), "cluster: a node went silent: its clients left");
+                    }
+                    leave(&broker, gone);
+                }
+                message = sub.next() => {
+                    let Some(message) = message else { break };
+                    let Some(broker) = broker.upgrade() else { break };
+                    self.heard(&broker, &message);
+                }
+                () = shutdown.cancelled() => {
+                    let headers = wire::node_headers(&self.node);
+                    let _ = self.client.publish_with_headers(subject.clone(), headers, gossip::bye()).await;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Takes another node's snapshot part or goodbye.
+    fn heard(&self, broker: &Broker, message: &async_nats::Message) {
+        let Some(from) = wire::node(message.headers.as_ref()) else {
+            self.stats.refused.inc();
+            return;
+        };
+        if from == &*self.node {
+            return;
+        }
+        match gossip::read(&message.payload) {
+            Ok(Said::Snapshot(snapshot)) => broker.presence.remote.apply(from, snapshot),
+            Ok(Said::Bye) => leave(broker, broker.presence.remote.remove(from)),
+            Err(e) => {
+                self.stats.refused.inc();
+                crate::throttled_warn!(
+                    node = from,
+                    "cluster: a node's snapshot was not taken: {e}"
+                );
+            }
+        }
     }
 
     /// Whether the link to NATS is up now.
@@ -235,5 +323,12 @@ impl Relay for NatsRelay {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(channel.clone());
         self.wake.notify_one();
+    }
+}
+
+/// Tells this node's subscribers that `gone` (another node's clients) left.
+fn leave(broker: &Broker, gone: Vec<(ChannelName, Arc<ClientInfo>)>) {
+    for (channel, info) in gone {
+        broker.deliver_remote(Message::event(channel, Event::Leave(info)));
     }
 }

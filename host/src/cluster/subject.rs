@@ -10,12 +10,18 @@ use crate::channel_name::ChannelName;
 #[derive(Debug, Clone)]
 pub struct Subjects {
     channels: String,
+    nodes: String,
 }
 
 impl Subjects {
     /// The subjects under `prefix` (`tern`, or `cluster.nats.subject_prefix`).
     pub fn new(prefix: &str) -> Self {
-        Self { channels: format!("{prefix}.ch.") }
+        Self { channels: format!("{prefix}.ch."), nodes: format!("{prefix}.nodes") }
+    }
+
+    /// The subject nodes tell each other who they have on ([`super::gossip`]).
+    pub fn nodes(&self) -> &str {
+        &self.nodes
     }
 
     /// The subject publications of `channel` travel on.

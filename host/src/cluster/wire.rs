@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    broker::{ClientInfo, Envelope, Message, Origin, Payload},
+    broker::{ClientInfo, Envelope, Event, Message, Origin, Payload},
     channel_name::ChannelName,
 };
 
@@ -41,10 +41,14 @@ struct Meta {
     conn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     by: Option<Publisher>,
+    /// A join (`j`) or a leave (`l`) of `by`, rather than a publication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ev: Option<char>,
 }
 
+/// A client as the wire carries it.
 #[derive(Serialize, Deserialize)]
-struct Publisher {
+pub(super) struct Publisher {
     user: String,
     client: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,12 +76,42 @@ pub enum WireError {
     /// The trail is longer than any node would send.
     #[error("a trail of more than {MAX_TRAIL} functions")]
     TrailTooLong,
+    /// An event tern does not send (or a join or leave without its client).
+    #[error("event `{0}` is not one tern sends, or comes without its client")]
+    BadEvent(char),
+}
+
+impl Publisher {
+    pub(super) fn of(p: &ClientInfo) -> Publisher {
+        let text = |s: &Option<Arc<str>>| s.as_deref().map(str::to_owned);
+        Publisher {
+            user: p.user.to_string(),
+            client: p.client.to_string(),
+            conn_info: text(&p.conn_info),
+            chan_info: text(&p.chan_info),
+        }
+    }
+
+    pub(super) fn into_info(self) -> Arc<ClientInfo> {
+        let arc = |s: Option<String>| s.map(Arc::<str>::from);
+        Arc::new(ClientInfo {
+            user: self.user.into(),
+            client: self.client.into(),
+            conn_info: arc(self.conn_info),
+            chan_info: arc(self.chan_info),
+        })
+    }
 }
 
 /// `message`'s headers (published by `node`) and body.
 pub fn encode(message: &Message, node: &str) -> (HeaderMap, Bytes) {
     let envelope = &message.envelope;
     let text = |s: &Option<Arc<str>>| s.as_deref().map(str::to_owned);
+    let (ev, by) = match &message.event {
+        Event::Publication => (None, envelope.publisher.as_deref().map(Publisher::of)),
+        Event::Join(info) => (Some('j'), Some(Publisher::of(info))),
+        Event::Leave(info) => (Some('l'), Some(Publisher::of(info))),
+    };
     let meta = Meta {
         t: message.payload.is_text(),
         j: envelope.json,
@@ -86,12 +120,8 @@ pub fn encode(message: &Message, node: &str) -> (HeaderMap, Bytes) {
         mtype: text(&envelope.message_type),
         mid: text(&envelope.client_id),
         conn: text(&envelope.connection),
-        by: envelope.publisher.as_deref().map(|p| Publisher {
-            user: p.user.to_string(),
-            client: p.client.to_string(),
-            conn_info: text(&p.conn_info),
-            chan_info: text(&p.chan_info),
-        }),
+        by,
+        ev,
     };
     let mut headers = HeaderMap::new();
     // Node ids and serde_json's output hold no line break, the one thing a value may not.
@@ -104,6 +134,15 @@ pub fn encode(message: &Message, node: &str) -> (HeaderMap, Bytes) {
         headers.insert(META, value);
     }
     (headers, message.payload.bytes().clone())
+}
+
+/// Headers naming `node` only (its snapshots).
+pub fn node_headers(node: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::try_from(node) {
+        headers.insert(NODE, value);
+    }
+    headers
 }
 
 /// The node that published a message from NATS, if it says.
@@ -129,22 +168,23 @@ pub fn decode(
     };
     let arc = |s: Option<String>| s.map(Arc::<str>::from);
     let trail: Arc<[Arc<str>]> = meta.trail.into_iter().map(Arc::from).collect();
+    let by = meta.by.map(Publisher::into_info);
+    let event = match (meta.ev, &by) {
+        (None, _) => Event::Publication,
+        (Some('j'), Some(info)) => Event::Join(info.clone()),
+        (Some('l'), Some(info)) => Event::Leave(info.clone()),
+        (Some(other), _) => return Err(WireError::BadEvent(other)),
+    };
     let envelope = Envelope {
         message_type: arc(meta.mtype),
         client_id: arc(meta.mid),
         connection: arc(meta.conn),
         json: meta.j,
-        publisher: meta.by.map(|p| {
-            Arc::new(ClientInfo {
-                user: p.user.into(),
-                client: p.client.into(),
-                conn_info: arc(p.conn_info),
-                chan_info: arc(p.chan_info),
-            })
-        }),
+        publisher: by.filter(|_| event == Event::Publication),
     };
     let mut message =
         Message::new(channel, payload, Origin::Function { trail }).with_envelope(envelope);
+    message.event = event;
     message.published_at_ms = meta.at;
     Ok(message)
 }
@@ -183,6 +223,27 @@ mod tests {
         assert_eq!(got.envelope, envelope);
         assert_eq!(got.published_at_ms, sent.published_at_ms);
         assert_eq!(got.origin.trail(), sent.origin.trail());
+    }
+
+    #[test]
+    fn joins_and_leaves_travel_with_their_client() {
+        let info = Arc::new(ClientInfo {
+            user: "ada".into(),
+            client: "c1".into(),
+            conn_info: None,
+            chan_info: Some("{}".into()),
+        });
+        for event in [Event::Join(info.clone()), Event::Leave(info.clone())] {
+            let sent = Message::event(name("room"), event.clone());
+            let (headers, body) = encode(&sent, "n");
+            let got = decode(name("room"), Some(&headers), body).unwrap();
+            assert_eq!(got.event, event);
+            assert_eq!(got.envelope.publisher, None);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(META, HeaderValue::try_from(r#"{"t":false,"at":1,"ev":"j"}"#).unwrap());
+        let err = decode(name("room"), Some(&headers), Bytes::new());
+        assert!(matches!(err, Err(WireError::BadEvent('j'))), "a join without its client");
     }
 
     #[test]

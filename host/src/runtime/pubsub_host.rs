@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     auth::{ChannelPattern, Grant, TokenAuthority},
-    broker::{Broker, Envelope, Message, Origin, Payload, SubscriberKind},
+    broker::{Broker, Envelope, Message, Origin, Payload},
     channel_name::ChannelName,
     config::{Settings, messaging::ChannelRules},
     gateway::control::SessionRegistry,
@@ -207,7 +207,7 @@ impl HostChannel for InvocationState {
         channel: Resource<ChannelHandle>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         let handle = self.table.get(&channel)?;
-        let n = self.pubsub.shared.broker.subscriber_count(&handle.name, SubscriberKind::WebSocket);
+        let n = self.pubsub.shared.broker.cluster_subscriber_count(&handle.name);
         Ok(Ok(u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
