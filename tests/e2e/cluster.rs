@@ -31,6 +31,11 @@ impl Nats {
     }
 
     fn on(port: u16) -> Nats {
+        Self::with(port, &[])
+    }
+
+    /// A server on `port` with `extra` arguments (a cluster's routes).
+    fn with(port: u16, extra: &[&str]) -> Nats {
         let bin = repo().join("tools/venv/bin/nats-server");
         assert!(bin.is_file(), "{} is missing: run scripts/setup.sh", bin.display());
         let monitor = free_port();
@@ -38,6 +43,7 @@ impl Nats {
         kill_with_parent(&mut command);
         let child = command
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -63,6 +69,20 @@ impl Nats {
         list.iter().filter_map(|s| s["subject"].as_str().map(str::to_owned)).collect()
     }
 
+    /// Whether `tern` has its NATS connection to this server (by the port tern's
+    /// connection comes from, as the server lists it).
+    async fn has_client_of(&self, tern: &Tern) -> bool {
+        let url = format!("http://127.0.0.1:{}/connz", self.monitor);
+        let body: serde_json::Value = client().get(url).send().await.unwrap().json().await.unwrap();
+        let pid = tern.pid();
+        let ports = local_ports_of(pid);
+        body["connections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["port"].as_u64().is_some_and(|p| ports.contains(&(p as u16))))
+    }
+
     /// Waits until `count` subscriptions on `subject` exist (one per interested node).
     async fn wait_for_interest(&self, subject: &str, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -82,6 +102,26 @@ impl Drop for Nats {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The local ports of `pid`'s TCP connections, from /proc.
+fn local_ports_of(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = u16::from_str_radix(fields.get(1)?.split(':').nth(1)?, 16).ok()?;
+            inodes.contains(&fields.get(9)?.to_string()).then_some(port)
+        })
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -379,4 +419,100 @@ async fn presence_and_counts_are_cluster_wide_and_a_dead_nodes_clients_leave() {
     assert!(leave.contains("guest-"), "{leave}");
     assert!(died.elapsed() < Duration::from_secs(10), "left after {:?}", died.elapsed());
     assert_eq!(presence_users(&mut on_a, &channel, 99).await.len(), 1);
+}
+
+/// Three nats-servers routed into one NATS cluster.
+fn nats_cluster() -> Vec<Nats> {
+    let (ports, routes): (Vec<u16>, Vec<u16>) = (0..3).map(|_| (free_port(), free_port())).unzip();
+    let all_routes: Vec<String> = routes.iter().map(|r| format!("nats://127.0.0.1:{r}")).collect();
+    (0..3)
+        .map(|i| {
+            let cluster = format!("nats://127.0.0.1:{}", routes[i]);
+            let others =
+                all_routes.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone());
+            let extra = [
+                "--cluster_name",
+                "tern-test",
+                "--cluster",
+                &cluster,
+                "--routes",
+                &others.collect::<Vec<_>>().join(","),
+            ];
+            Nats::with(ports[i], &extra)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_node_fails_over_when_its_nats_server_of_three_dies() {
+    let servers = nats_cluster();
+    let urls: Vec<String> = servers.iter().map(Nats::url).collect();
+    let project = chat();
+    let args: Vec<&str> = urls.iter().flat_map(|u| ["--nats", u.as_str()]).collect();
+    let start = |args: &[&str]| {
+        Serve::new(project.path()).args(args).env("TERN_AUTH_SECRET", SECRET).start()
+    };
+    let a = start(&args);
+    let b = start(&args);
+    let room = "cluster-failover";
+    let mut sender = ws_connect(&room_url(&a, room).await).await;
+    let mut far = ws_connect(&room_url(&b, room).await).await;
+    // Interest travels the routes: wait until a message crosses.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        sender.send(Message::text("probe")).await.unwrap();
+        let got = tokio::time::timeout(
+            Duration::from_millis(300),
+            futures_util::StreamExt::next(&mut far),
+        )
+        .await;
+        if matches!(got, Ok(Some(Ok(Message::Text(_))))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing crossed the NATS cluster");
+    }
+    // Kill the server node A is connected to.
+    let mut servers = servers;
+    let mut victim = None;
+    for (i, s) in servers.iter().enumerate() {
+        if victim.is_none() && s.has_client_of(&a).await {
+            victim = Some(i);
+        }
+    }
+    let victim = victim.expect("node A is connected to one of the servers");
+    let seen = a.log_lines(&["cluster: connected to NATS"]).len();
+    drop(servers.remove(victim));
+    a.wait_for_log("cluster: lost NATS");
+    a.wait_for_lines(&["cluster: connected to NATS"], seen + 1);
+    // After failing over, every message crosses again, in order.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        sender.send(Message::text("after failover")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                match futures_util::StreamExt::next(&mut far).await {
+                    Some(Ok(Message::Text(t))) if t.as_str() == "after failover" => return,
+                    Some(Ok(_)) => continue,
+                    other => panic!("B's socket: {other:?}"),
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message crossed after the failover");
+    }
+    for i in 0..50 {
+        sender.send(Message::text(format!("n{i}"))).await.unwrap();
+    }
+    for i in 0..50 {
+        let text = loop {
+            let t = ws_next_text(&mut far).await;
+            if t != "after failover" {
+                break t;
+            }
+        };
+        assert_eq!(text, format!("n{i}"));
+    }
 }

@@ -308,6 +308,11 @@ impl Tern {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal (`TERM`, `INT`) to the process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
