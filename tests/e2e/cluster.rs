@@ -516,3 +516,35 @@ async fn a_node_fails_over_when_its_nats_server_of_three_dies() {
         assert_eq!(text, format!("n{i}"));
     }
 }
+
+#[tokio::test]
+async fn a_nats_token_comes_from_the_environment_and_a_wrong_one_is_a_clear_error() {
+    let nats = Nats::with(free_port(), &["--auth", "s3cret-nats-token"]);
+    let project = chat();
+    let (code, _, err) = crate::harness::tern_cli_with(
+        project.path(),
+        &["serve", ".", "--listen", "127.0.0.1:0", "--nats", &nats.url()],
+        &[("TERN_AUTH_SECRET", SECRET), ("TERN_NATS_TOKEN", "wrong-token")],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot reach the cluster's NATS"), "{err}");
+    assert!(err.to_lowercase().contains("authorization"), "the cause is named: {err}");
+    assert!(!err.contains("wrong-token"), "the token is never printed: {err}");
+    let a = Serve::new(project.path())
+        .args(&["--nats", &nats.url()])
+        .env("TERN_AUTH_SECRET", SECRET)
+        .env("TERN_NATS_TOKEN", "s3cret-nats-token")
+        .start();
+    let b = Serve::new(project.path())
+        .args(&["--nats", &nats.url()])
+        .env("TERN_AUTH_SECRET", SECRET)
+        .env("TERN_NATS_TOKEN", "s3cret-nats-token")
+        .start();
+    let room = "cluster-token";
+    let mut sender = ws_connect(&room_url(&a, room).await).await;
+    let mut far = ws_connect(&room_url(&b, room).await).await;
+    nats.wait_for_interest(&room_subject(room), 2).await;
+    sender.send(Message::text("through an authenticated NATS")).await.unwrap();
+    assert_eq!(ws_next_text(&mut far).await, "through an authenticated NATS");
+    assert!(!a.logs().contains("s3cret-nats-token"), "the token is never logged");
+}
