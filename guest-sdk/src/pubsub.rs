@@ -109,7 +109,8 @@ impl Channel {
         Ok(self.inner.publish_text(text)?)
     }
 
-    /// How many WebSocket clients are connected to this channel right now.
+    /// How many WebSocket clients are connected to this channel right now (in a cluster, on
+    /// every node: the others as they said at most 2 s ago).
     pub fn subscribers(&self) -> Result<u32, Error> {
         Ok(self.inner.subscribers()?)
     }
