@@ -548,3 +548,93 @@ async fn a_nats_token_comes_from_the_environment_and_a_wrong_one_is_a_clear_erro
     assert_eq!(ws_next_text(&mut far).await, "through an authenticated NATS");
     assert!(!a.logs().contains("s3cret-nats-token"), "the token is never logged");
 }
+
+/// Publishes `payload` on `subject` with `headers` (`Key: value` lines) through a raw NATS
+/// protocol connection: what anyone who may publish on the bus can send.
+fn forge(nats: &Nats, subject: &str, headers: &[&str], payload: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", nats.port)).unwrap();
+    let mut info = String::new();
+    BufReader::new(conn.try_clone().unwrap()).read_line(&mut info).unwrap();
+    let head: String = std::iter::once("NATS/1.0".to_string())
+        .chain(headers.iter().map(|h| h.to_string()))
+        .map(|l| format!("{l}\r\n"))
+        .collect::<String>()
+        + "\r\n";
+    let total = head.len() + payload.len();
+    let frame = format!(
+        "CONNECT {{\"verbose\":false,\"headers\":true}}\r\nHPUB {subject} {} {total}\r\n{head}{payload}\r\nPING\r\n",
+        head.len()
+    );
+    conn.write_all(frame.as_bytes()).unwrap();
+    let mut pong = String::new();
+    BufReader::new(conn).read_line(&mut pong).unwrap();
+}
+
+#[tokio::test]
+async fn messages_no_node_signed_are_refused() {
+    let nats = Nats::start();
+    let project = chat();
+    let a = node(project.path(), &nats.url());
+    let b = node(project.path(), &nats.url());
+    let room = "cluster-forged";
+    let subject = room_subject(room);
+    let mut on_a = ws_connect(&room_url(&a, room).await).await;
+    let mut sender = ws_connect(&room_url(&b, room).await).await;
+    nats.wait_for_interest(&subject, 2).await;
+    // A publication claiming to be an admin's, a node's goodbye, a snapshot: none signed.
+    let meta = r#"Tern-Meta: {"t":true,"at":1,"by":{"user":"admin","client":"x"}}"#;
+    forge(&nats, &subject, &["Tern-Node: forged", meta], "I am the admin");
+    forge(&nats, &subject, &[], "no headers at all");
+    forge(
+        &nats,
+        "tern.nodes",
+        &["Tern-Node: forged"],
+        r#"{"round":1,"last":true,"counts":[["x",1]]}"#,
+    );
+    sender.send(Message::text("the real one")).await.unwrap();
+    assert_eq!(ws_next_text(&mut on_a).await, "the real one", "the forged ones were dropped");
+    a.wait_for_log("not signed with the cluster's key");
+}
+
+#[tokio::test]
+async fn a_node_that_stopped_hearing_a_channel_does_not_claim_to_recover_it() {
+    let nats = Nats::start();
+    let project = chat();
+    let a = node(project.path(), &nats.url());
+    let b = node(project.path(), &nats.url());
+    let room = "cluster-recovery-gap";
+    let (subject, channel) =
+        (room_subject(room), room_subject(room).replace("tern.ch.", "").replace('.', "/"));
+    let mut on_b = ws_connect(&room_url(&b, room).await).await;
+    let mut client_a = cf_member(&a, &channel).await;
+    nats.wait_for_interest(&subject, 2).await;
+    on_b.send(Message::text("m1")).await.unwrap();
+    let push = loop {
+        let push: serde_json::Value =
+            serde_json::from_str(&ws_next_text(&mut client_a).await).unwrap();
+        if push["push"].get("pub").is_some() {
+            break push; // its own join comes first
+        }
+    };
+    let offset =
+        push["push"]["pub"]["offset"].as_u64().unwrap_or_else(|| panic!("an offset: {push}"));
+    let history = serde_json::json!({ "id": 3, "history": { "channel": channel, "limit": 0 } });
+    client_a.send(Message::text(history.to_string())).await.unwrap();
+    let reply: serde_json::Value =
+        serde_json::from_str(&ws_next_text(&mut client_a).await).unwrap();
+    let epoch = reply["history"]["epoch"].as_str().expect("an epoch").to_owned();
+    // The client goes; A, with no subscriber left, stops hearing the room; B goes on.
+    drop(client_a);
+    nats.wait_for_interest(&subject, 1).await;
+    on_b.send(Message::text("m2 while A did not listen")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut back = ws_connect(&a.url("/connection/websocket").replace("http://", "ws://")).await;
+    back.send(Message::text(r#"{"id":1,"connect":{}}"#)).await.unwrap();
+    ws_next_text(&mut back).await;
+    let subscribe = serde_json::json!({ "id": 2, "subscribe": {
+        "channel": channel, "recover": true, "offset": offset, "epoch": epoch } });
+    back.send(Message::text(subscribe.to_string())).await.unwrap();
+    let reply = ws_next_text(&mut back).await;
+    assert!(!reply.contains(r#""recovered":true"#), "A cannot have recovered m2: {reply}");
+}

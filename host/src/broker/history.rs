@@ -94,6 +94,11 @@ pub trait History: Send + Sync {
     /// Forgets what `channel` keeps; its position stays, so clients recovering later learn
     /// that the publications are gone rather than get a new epoch.
     fn remove(&self, channel: &ChannelName);
+
+    /// Forgets `channel`'s stream altogether: its next publication starts a new epoch, so a
+    /// client recovering from the old one is told it cannot (a cluster node that stopped
+    /// hearing the channel's publications made elsewhere).
+    fn reset(&self, channel: &ChannelName);
 }
 
 /// Most publications one history reply or recovery carries.
@@ -230,6 +235,14 @@ impl History for MemoryHistory {
             while !stream.kept.is_empty() {
                 freed += stream.pop();
             }
+            self.release(freed);
+        }
+    }
+
+    fn reset(&self, channel: &ChannelName) {
+        let stream = self.streams.lock().unwrap_or_else(PoisonError::into_inner).remove(channel);
+        if let Some(stream) = stream {
+            let freed = lock(&stream).bytes;
             self.release(freed);
         }
     }

@@ -31,7 +31,7 @@ pub use message::{
 };
 pub use presence::Presence;
 pub use relay::{Published, Relay};
-pub use remote_presence::Snapshot;
+pub use remote_presence::{Remote, Snapshot};
 
 use crate::{
     auth::Grant,
@@ -164,11 +164,16 @@ impl Broker {
         self.rules.load().resolve(channel).is_some_and(|spec| spec.options.presence)
     }
 
+    /// Whether `channel`'s config sends join and leave events.
+    pub fn keeps_join_leave(&self, channel: &ChannelName) -> bool {
+        self.rules.load().resolve(channel).is_some_and(|spec| spec.options.join_leave)
+    }
+
     /// How many WebSocket clients `channel` has in the whole cluster (this node's, and the
     /// others' as they last said).
     pub fn cluster_subscriber_count(&self, channel: &ChannelName) -> usize {
         self.subscriber_count(channel, SubscriberKind::WebSocket)
-            + self.presence.remote.subscribers(channel)
+            .saturating_add(self.presence.remote.subscribers(channel))
     }
 
     /// Whether `channel` has any subscriber on this node.
@@ -362,6 +367,12 @@ impl Broker {
             None => deliver(Arc::new(message)),
         }
         delivered
+    }
+
+    /// Forgets `channel`'s history stream: what it kept, its offsets and its epoch (see
+    /// [`History::reset`]).
+    pub fn reset_history(&self, channel: &ChannelName) {
+        self.history.reset(channel);
     }
 
     /// Forgets the publications `channel` keeps (its stream's epoch and offset stay).

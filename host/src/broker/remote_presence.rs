@@ -4,7 +4,7 @@
 //! A node not heard from for [`Remote::expire`]'s age is taken as gone, its clients with it.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
@@ -14,13 +14,17 @@ use crate::channel_name::ChannelName;
 
 /// Most nodes tracked: a rogue publisher on the bus cannot grow the table without bound.
 const MAX_NODES: usize = 1024;
+/// Most channels tracked per node, presence and counts each.
+const MAX_CHANNELS: usize = 100_000;
+/// Most clients tracked per node and channel.
+const MAX_CLIENTS: usize = 100_000;
 
 #[derive(Default)]
 struct Node {
     seen: Option<Instant>,
     /// The round being received, and the channels it has named so far.
     round: u64,
-    named: Vec<ChannelName>,
+    named: HashSet<ChannelName>,
     presence: HashMap<ChannelName, Members>,
     counts: HashMap<ChannelName, usize>,
 }
@@ -58,13 +62,30 @@ impl Remote {
             entry.named.clear();
         }
         for (channel, clients) in snapshot.presence {
-            let members = clients.into_iter().map(|c| (c.client.clone(), c)).collect();
-            entry.named.push(channel.clone());
-            entry.presence.insert(channel, members);
+            // A channel's clients may come in several chunks of one round: the first
+            // replaces what the last round said, the others add to it.
+            let first = entry.named.insert(channel.clone());
+            if first
+                && entry.presence.len() >= MAX_CHANNELS
+                && !entry.presence.contains_key(&channel)
+            {
+                continue;
+            }
+            let members = entry.presence.entry(channel).or_default();
+            if first {
+                members.clear();
+            }
+            for info in clients {
+                if members.len() < MAX_CLIENTS {
+                    members.insert(info.client.clone(), info);
+                }
+            }
         }
         for (channel, count) in snapshot.counts {
-            entry.named.push(channel.clone());
-            entry.counts.insert(channel, count);
+            entry.named.insert(channel.clone());
+            if entry.counts.len() < MAX_CHANNELS || entry.counts.contains_key(&channel) {
+                entry.counts.insert(channel, count.min(MAX_CLIENTS * 10));
+            }
         }
         if snapshot.last {
             let named = std::mem::take(&mut entry.named);
@@ -81,12 +102,13 @@ impl Remote {
         }
     }
 
-    /// `node`'s client `client` left `channel`.
-    pub fn leave(&self, node: &str, channel: &ChannelName, client: &str) {
+    /// `node`'s client `client` left `channel`; whether it was there.
+    pub fn leave(&self, node: &str, channel: &ChannelName, client: &str) -> bool {
         let mut nodes = self.lock();
-        if let Some(members) = nodes.get_mut(node).and_then(|n| n.presence.get_mut(channel)) {
-            members.remove(client);
-        }
+        nodes
+            .get_mut(node)
+            .and_then(|n| n.presence.get_mut(channel))
+            .is_some_and(|members| members.remove(client).is_some())
     }
 
     /// Forgets `node` (it said goodbye); returns its clients, who left with it.
@@ -117,7 +139,10 @@ impl Remote {
 
     /// The other nodes' WebSocket subscribers of `channel`.
     pub fn subscribers(&self, channel: &ChannelName) -> usize {
-        self.lock().values().filter_map(|n| n.counts.get(channel)).sum()
+        self.lock()
+            .values()
+            .filter_map(|n| n.counts.get(channel))
+            .fold(0, |a, n| a.saturating_add(*n))
     }
 
     /// How many other nodes are known.
@@ -174,8 +199,46 @@ mod tests {
         assert_eq!((remote.list(&a).len(), remote.list(&b).len()), (0, 2));
         assert_eq!(remote.subscribers(&a), 0);
         remote.join("n1", &a, info("5"));
-        remote.leave("n1", &b, "3");
+        assert!(remote.leave("n1", &b, "3"));
+        assert!(!remote.leave("n1", &b, "3"), "told once");
         assert_eq!((remote.list(&a).len(), remote.list(&b).len()), (1, 1));
+    }
+
+    #[test]
+    fn a_channels_clients_in_several_chunks_add_up_and_the_next_round_replaces_them() {
+        let remote = Remote::default();
+        let a = name("a");
+        let chunk = |round, last, from: usize| Snapshot {
+            round,
+            last,
+            presence: vec![(
+                a.clone(),
+                (from..from + 1000).map(|i| info(&i.to_string())).collect(),
+            )],
+            counts: vec![],
+        };
+        remote.apply("n1", chunk(1, false, 0));
+        remote.apply("n1", chunk(1, true, 1000));
+        assert_eq!(remote.list(&a).len(), 2000);
+        remote.apply("n1", chunk(2, true, 5000));
+        assert_eq!(remote.list(&a).len(), 1000, "a new round replaces the old one");
+        let huge = Snapshot {
+            round: 3,
+            last: true,
+            presence: vec![],
+            counts: vec![(a.clone(), usize::MAX)],
+        };
+        remote.apply("n1", huge);
+        remote.apply(
+            "n2",
+            Snapshot {
+                round: 1,
+                last: true,
+                presence: vec![],
+                counts: vec![(a.clone(), usize::MAX)],
+            },
+        );
+        assert!(remote.subscribers(&a) < usize::MAX, "capped, no overflow");
     }
 
     #[test]

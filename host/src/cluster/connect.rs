@@ -66,11 +66,16 @@ pub async fn connect(
             options = options.add_client_certificate(project_dir.join(cert), project_dir.join(key));
         }
     }
-    let urls = nats.urls.join(", ");
+    let urls: Vec<String> = nats.urls.iter().map(|u| crate::config::cluster::redact(u)).collect();
+    let urls = urls.join(", ");
     let addrs: Vec<async_nats::ServerAddr> = nats
         .urls
         .iter()
-        .map(|u| u.parse().with_context(|| format!("cluster.nats.urls: `{u}`")))
+        .map(|u| {
+            u.parse().with_context(|| {
+                format!("cluster.nats.urls: `{}`", crate::config::cluster::redact(u))
+            })
+        })
         .collect::<anyhow::Result<_>>()?;
     let client = options.connect(addrs).await.with_context(|| {
         format!(

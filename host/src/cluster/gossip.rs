@@ -42,37 +42,55 @@ pub enum Said {
     Bye,
 }
 
-/// This node's snapshot as parts, each ready to publish.
-pub fn parts(broker: &Broker, round: u64) -> Vec<Bytes> {
+/// This node's snapshot as parts, each ready to publish and at most `max` bytes (NATS's
+/// max_payload) or [`MAX_PART`], whichever is less: sizes are measured, not estimated, as
+/// clients' infos may be kilobytes each.
+pub fn parts(broker: &Broker, round: u64, max: usize) -> Vec<Bytes> {
+    let limit = MAX_PART.min(max.saturating_sub(1024)).max(8 * 1024);
     let mut parts = Vec::new();
     let mut part = Part { round, ..Part::default() };
-    let mut size = 0;
-    let flush = |part: &mut Part, size: &mut usize, parts: &mut Vec<Bytes>| {
+    let mut size = 64;
+    let mut flush = |part: &mut Part, size: &mut usize| {
         if let Ok(json) = serde_json::to_vec(&*part) {
             parts.push(Bytes::from(json));
         }
         *part = Part { round, ..Part::default() };
-        *size = 0;
+        *size = 64;
     };
     for (channel, clients) in broker.presence.local() {
-        for chunk in clients.chunks(1000) {
-            let infos: Vec<Publisher> = chunk.iter().map(|c| Publisher::of(c)).collect();
-            size += channel.as_str().len() + infos.len() * 96;
-            part.presence.push((channel.to_string(), infos));
-            if size > MAX_PART {
-                flush(&mut part, &mut size, &mut parts);
+        let mut infos = Vec::new();
+        for client in clients {
+            let info = Publisher::of(&client);
+            let len = serde_json::to_vec(&info).map_or(0, |j| j.len()) + 1;
+            if len + channel.as_str().len() + 64 > limit {
+                continue; // one client larger than a part: tokens' infos are capped far lower
             }
+            if size + len + channel.as_str().len() + 8 > limit {
+                if !infos.is_empty() {
+                    part.presence.push((channel.to_string(), std::mem::take(&mut infos)));
+                }
+                flush(&mut part, &mut size);
+            }
+            if infos.is_empty() {
+                size += channel.as_str().len() + 8;
+            }
+            size += len;
+            infos.push(info);
+        }
+        if !infos.is_empty() {
+            part.presence.push((channel.to_string(), infos));
         }
     }
     for (channel, count) in broker.channels() {
-        size += channel.as_str().len() + 12;
-        part.counts.push((channel.to_string(), count));
-        if size > MAX_PART {
-            flush(&mut part, &mut size, &mut parts);
+        let len = channel.as_str().len() + 24;
+        if size + len > limit {
+            flush(&mut part, &mut size);
         }
+        size += len;
+        part.counts.push((channel.to_string(), count));
     }
     part.last = true;
-    flush(&mut part, &mut size, &mut parts);
+    flush(&mut part, &mut size);
     parts
 }
 
@@ -113,21 +131,28 @@ mod tests {
             let info = ClientInfo {
                 user: format!("user-{i}").into(),
                 client: format!("client-{i:08}").into(),
-                conn_info: None,
+                // Infos of kilobytes: the parts must be measured, not estimated.
+                conn_info: Some(format!("{{\"bio\":\"{}\"}}", "x".repeat(1000)).into()),
                 chan_info: None,
             };
             broker.presence.add(&room, Arc::new(info));
         }
-        let parts = parts(&broker, 7);
+        let parts = parts(&broker, 7, 1 << 20);
         assert!(parts.len() > 1, "5,000 clients do not fit one part");
-        assert!(parts.iter().all(|p| p.len() <= 2 * MAX_PART));
-        let mut clients = 0;
+        assert!(
+            parts.iter().all(|p| p.len() <= MAX_PART),
+            "{:?}",
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>()
+        );
+        // Applied on another node, the parts give back every client.
+        let remote = crate::broker::Remote::default();
         for (i, part) in parts.iter().enumerate() {
             let Ok(Said::Snapshot(s)) = read(part) else { panic!("part {i}") };
             assert_eq!((s.round, s.last), (7, i == parts.len() - 1));
-            clients += s.presence.iter().map(|(_, c)| c.len()).sum::<usize>();
+            remote.apply("other", s);
         }
-        assert_eq!(clients, 5000);
+        assert_eq!(remote.list(&room).len(), 5000);
+        assert_eq!(remote.subscribers(&room), 1);
         assert!(matches!(read(&bye()), Ok(Said::Bye)));
         assert!(read(b"{\"round\":1,\"counts\":[[\"a/../b\",1]]}").is_err(), "a bad channel name");
         assert!(read(b"not json").is_err());

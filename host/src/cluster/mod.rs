@@ -38,8 +38,26 @@ pub async fn join(
     // name by mistake must still not take each other's publications for their own.
     let node = app.node_id.clone();
     let name = settings.node.as_deref().unwrap_or(&node);
+    let key = bus_key(app, project_dir)?;
     let client = connect::connect(settings, project_dir, name).await?;
     let stats = app.metrics.cluster_stats();
     let prefix = settings.nats.subject_prefix.as_str();
-    Ok(NatsRelay::start(client, (node, prefix), &app.broker, stats, (tasks, shutdown)))
+    Ok(NatsRelay::start(client, (node, prefix, key), &app.broker, stats, (tasks, shutdown)))
+}
+
+/// The key the nodes sign their messages with, from the token secret they share; none
+/// (with a warning) on a host without one.
+fn bus_key(app: &App, project_dir: &Path) -> anyhow::Result<wire::BusKey> {
+    let auth = &app.settings.auth;
+    let field = ("auth.secret_file", auth.secret_file.as_deref());
+    match crate::config::secret::read("TERN_AUTH_SECRET", field, project_dir, 1) {
+        Ok(Some(secret)) => Ok(wire::BusKey::from_secret(&secret.value)),
+        Ok(None) => {
+            tracing::warn!(
+                "cluster: no TERN_AUTH_SECRET: messages between nodes are not signed, so anyone who may publish on this NATS can speak for a node (restrict its permissions)"
+            );
+            Ok(wire::BusKey::default())
+        }
+        Err(e) => Err(anyhow::Error::msg(e)),
+    }
 }

@@ -27,6 +27,8 @@ use crate::{
 
 /// Publications that may wait for the bus before publishers are told it is behind.
 const OUTBOUND_QUEUE: usize = 16 * 1024;
+/// Room left in a NATS message for tern's headers.
+const HEADROOM: usize = 16 * 1024;
 
 /// What the cluster link counts: the host's metrics share these.
 #[derive(Debug, Default, Clone)]
@@ -52,6 +54,8 @@ pub struct NatsRelay {
     changed: Mutex<HashSet<ChannelName>>,
     wake: Notify,
     stats: ClusterStats,
+    /// What this cluster's nodes sign their messages with.
+    key: wire::BusKey,
 }
 
 impl NatsRelay {
@@ -59,7 +63,7 @@ impl NatsRelay {
     /// `prefix`; the tasks run on `tasks` until `shutdown`, and flush what is queued then.
     pub fn start(
         client: async_nats::Client,
-        (node, prefix): (Arc<str>, &str),
+        (node, prefix, key): (Arc<str>, &str, wire::BusKey),
         broker: &Arc<Broker>,
         stats: ClusterStats,
         (tasks, shutdown): (&TaskTracker, CancellationToken),
@@ -73,6 +77,7 @@ impl NatsRelay {
             changed: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             stats,
+            key,
         });
         tasks.spawn(relay.clone().send_loop(rx, shutdown.clone()));
         tasks.spawn(relay.clone().gossip_loop(Arc::downgrade(broker), shutdown.clone()));
@@ -105,7 +110,7 @@ impl NatsRelay {
     }
 
     async fn send(&self, message: &Message) {
-        let (headers, body) = wire::encode(message, &self.node);
+        let (headers, body) = wire::encode(message, &self.node, &self.key);
         let subject = self.subjects.of(&message.channel);
         match self.client.publish_with_headers(subject, headers, body).await {
             Ok(()) => {
@@ -159,6 +164,9 @@ impl NatsRelay {
                         if let Some(stop) = subscribed.remove(&channel) {
                             stop.cancel();
                         }
+                        // From now on this node misses what other nodes publish there: a
+                        // client recovering from its history must be told it cannot.
+                        broker.reset_history(&channel);
                     }
                     _ => {}
                 }
@@ -191,30 +199,43 @@ impl NatsRelay {
         stop: CancellationToken,
     ) {
         loop {
+            // Stop first: once a newer subscription exists, this one delivers nothing more.
             let message = tokio::select! {
-                m = sub.next() => m,
+                biased;
                 () = stop.cancelled() => break,
+                m = sub.next() => m,
             };
             let Some(message) = message else { break };
+            if stop.is_cancelled() {
+                break;
+            }
             if wire::node(message.headers.as_ref()) == Some(&*self.node) {
                 continue; // this node's own, delivered here when it was published
             }
             let from = wire::node(message.headers.as_ref()).unwrap_or_default().to_owned();
-            match wire::decode(channel.clone(), message.headers.as_ref(), message.payload) {
+            match wire::decode(
+                channel.clone(),
+                message.headers.as_ref(),
+                message.payload,
+                &self.key,
+            ) {
                 Ok(message) => {
                     let Some(broker) = broker.upgrade() else { break };
-                    if broker.keeps_presence(&channel) {
-                        match &message.event {
-                            Event::Join(info) => {
-                                broker.presence.remote.join(&from, &channel, info.clone())
-                            }
-                            Event::Leave(info) => {
-                                broker.presence.remote.leave(&from, &channel, &info.client)
-                            }
-                            Event::Publication => {}
+                    let news = match &message.event {
+                        _ if !broker.keeps_presence(&channel) => true,
+                        Event::Join(info) => {
+                            broker.presence.remote.join(&from, &channel, info.clone());
+                            true
                         }
+                        // Told once: after a goodbye or an expiry the client is gone already.
+                        Event::Leave(info) => {
+                            broker.presence.remote.leave(&from, &channel, &info.client)
+                        }
+                        Event::Publication => true,
+                    };
+                    if news {
+                        broker.deliver_remote(message);
                     }
-                    broker.deliver_remote(message);
                     self.stats.received.inc();
                 }
                 Err(e) => {
@@ -251,9 +272,12 @@ impl NatsRelay {
                 _ = tick.tick() => {
                     let Some(broker) = broker.upgrade() else { break };
                     round += 1;
-                    for part in gossip::parts(&broker, round) {
-                        let headers = wire::node_headers(&self.node);
-                        let _ = self.client.publish_with_headers(subject.clone(), headers, part).await;
+                    let max = self.max_payload().unwrap_or(1 << 20);
+                    for part in gossip::parts(&broker, round, max) {
+                        let headers = wire::node_headers(&self.node, &self.key, &part);
+                        if let Err(e) = self.client.publish_with_headers(subject.clone(), headers, part).await {
+                            crate::throttled_warn!("cluster: cannot send this node's snapshot: {e}");
+                        }
                     }
                     let gone = broker.presence.remote.expire(gossip::EXPIRY);
                     if !gone.is_empty() {
@@ -267,8 +291,9 @@ impl NatsRelay {
                     self.heard(&broker, &message);
                 }
                 () = shutdown.cancelled() => {
-                    let headers = wire::node_headers(&self.node);
-                    let _ = self.client.publish_with_headers(subject.clone(), headers, gossip::bye()).await;
+                    let bye = gossip::bye();
+                    let headers = wire::node_headers(&self.node, &self.key, &bye);
+                    let _ = self.client.publish_with_headers(subject.clone(), headers, bye).await;
                     break;
                 }
             }
@@ -284,6 +309,14 @@ impl NatsRelay {
         if from == &*self.node {
             return;
         }
+        if !wire::verify_node(message.headers.as_ref(), &self.key, &message.payload) {
+            self.stats.refused.inc();
+            crate::throttled_warn!(
+                node = from,
+                "cluster: a snapshot not signed with the cluster's key was refused"
+            );
+            return;
+        }
         match gossip::read(&message.payload) {
             Ok(Said::Snapshot(snapshot)) => broker.presence.remote.apply(from, snapshot),
             Ok(Said::Bye) => leave(broker, broker.presence.remote.remove(from)),
@@ -297,6 +330,11 @@ impl NatsRelay {
         }
     }
 
+    /// The largest message the NATS server takes, once it has said.
+    fn max_payload(&self) -> Option<usize> {
+        Some(self.client.server_info().max_payload).filter(|m| *m > 0)
+    }
+
     /// Whether the link to NATS is up now.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == State::Connected
@@ -305,6 +343,14 @@ impl NatsRelay {
 
 impl Relay for NatsRelay {
     fn forward(&self, message: &Arc<Message>) -> Result<(), String> {
+        // What NATS would refuse is refused here, where the publisher can still be told.
+        let max = self.max_payload().unwrap_or(usize::MAX);
+        if message.payload.len() + HEADROOM > max {
+            self.stats.unsent.inc();
+            return Err(format!(
+                "larger than the cluster's NATS takes ({max} bytes with tern's headers): delivered on this node only"
+            ));
+        }
         if !self.connected() {
             self.stats.unsent.inc();
             return Err("the cluster's NATS is unreachable: delivered on this node only".into());
@@ -326,9 +372,12 @@ impl Relay for NatsRelay {
     }
 }
 
-/// Tells this node's subscribers that `gone` (another node's clients) left.
+/// Tells this node's subscribers of channels with join and leave events that `gone`
+/// (another node's clients) left.
 fn leave(broker: &Broker, gone: Vec<(ChannelName, Arc<ClientInfo>)>) {
     for (channel, info) in gone {
-        broker.deliver_remote(Message::event(channel, Event::Leave(info)));
+        if broker.keeps_join_leave(&channel) {
+            broker.deliver_remote(Message::event(channel, Event::Leave(info)));
+        }
     }
 }

@@ -134,6 +134,14 @@ impl ClusterSettings {
     }
 }
 
+/// `url` without any `user:password@` part, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
+        _ => url.escape_debug().to_string(),
+    }
+}
+
 fn check_url(url: &str) -> Result<(), String> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         format!("`{}` is not a URL such as nats://127.0.0.1:4222", url.escape_debug())
@@ -141,14 +149,27 @@ fn check_url(url: &str) -> Result<(), String> {
     if !matches!(scheme, "nats" | "tls") {
         return Err(format!("`{}`: the scheme must be nats:// or tls://", url.escape_debug()));
     }
+    if rest.contains('@') {
+        return Err(format!(
+            "`{}`: no credentials in a URL (they would be logged): use user + password_file, token_file or credentials_file",
+            redact(url)
+        ));
+    }
     if rest.is_empty() || rest.contains(['/', ' ', '?', '#']) {
         return Err(format!("`{}`: expected scheme://[user:pass@]host:port", url.escape_debug()));
     }
     Ok(())
 }
 
-/// A subject prefix is one or more NATS tokens of `[A-Za-z0-9_-]`.
+/// A subject prefix is one or more NATS tokens of `[A-Za-z0-9_-]`, none of them `ch` or
+/// `nodes` (the tokens tern puts after it: `tern.ch` would collide with `tern`'s channels).
 fn check_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.split('.').any(|t| t == "ch" || t == "nodes") {
+        return Err(format!(
+            "`{}`: `ch` and `nodes` are tern's own tokens after the prefix, not in it",
+            prefix.escape_debug()
+        ));
+    }
     let ok = !prefix.is_empty()
         && prefix.len() <= 64
         && prefix.split('.').all(|t| {
@@ -189,7 +210,10 @@ mod tests {
         assert_eq!(fields("nats: { urls: [http://x:1] }"), ["cluster.nats.urls"]);
         assert_eq!(fields("nats: { urls: [127.0.0.1:4222] }"), ["cluster.nats.urls"]);
         assert_eq!(fields("nats: { urls: ['nats://a b'] }"), ["cluster.nats.urls"]);
-        for prefix in ["''", "a..b", "a.*", "a.>", "'a b'", "tern."] {
+        let creds = parse("nats: { urls: ['nats://alice:S3cret@h:1'] }").problems();
+        assert_eq!(creds[0].0, "cluster.nats.urls");
+        assert!(!creds[0].1.contains("S3cret"), "{}", creds[0].1);
+        for prefix in ["''", "a..b", "a.*", "a.>", "'a b'", "tern.", "tern.ch", "nodes"] {
             let yaml = format!("nats: {{ urls: [nats://h:1], subject_prefix: {prefix} }}");
             assert_eq!(fields(&yaml), ["cluster.nats.subject_prefix"], "{prefix}");
         }
